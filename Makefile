@@ -1,0 +1,52 @@
+# pidkd: `make figures` regenerates every figure and table, `make test` checks everything.
+# Both set up .venv on first use; PYTHON=python make ... uses an interpreter you already have.
+PROFILE ?= embedded
+KERNEL := pidkd
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+ifeq ($(origin PYTHON),undefined)
+PY := .venv/bin/python
+ENV := .venv/.installed
+else
+PY := $(PYTHON)
+ENV := env-current
+endif
+
+.PHONY: env env-current figures test clean
+
+env: $(ENV)
+
+# A fresh .venv with the package (editable), its dev extra, and the notebooks' Jupyter kernel;
+# rebuilt only when pyproject.toml changes.
+.venv/.installed: pyproject.toml
+	test -x .venv/bin/python || python3 -m venv .venv
+	.venv/bin/python -m pip install --quiet --upgrade pip
+	.venv/bin/python -m pip install --quiet -e ".[dev]"
+	.venv/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pidkd)" >/dev/null
+	touch $@
+
+# An interpreter of the user's own: install into it only what it lacks.
+env-current:
+	@$(PY) -c "import pidkd, nbval, papermill" 2>/dev/null || $(PY) -m pip install --quiet -e ".[dev]"
+	@$(PY) -m jupyter kernelspec list 2>/dev/null | grep -q "^ *$(KERNEL) " || \
+		$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pidkd)" >/dev/null
+
+# Embedded notebooks are re-executed in place (they carry the committed outputs); other
+# profiles write executed copies under results/<profile>/notebooks/.
+figures: $(ENV)
+	@mkdir -p results/$(PROFILE)/notebooks
+	@for nb in $(NOTEBOOKS); do \
+		out=$$nb; [ "$(PROFILE)" = embedded ] || out=results/$(PROFILE)/notebooks/$$(basename $$nb); \
+		echo "papermill $$nb -> $$out"; \
+		TQDM_DISABLE=1 $(PY) -m papermill "$$nb" "$$out" -k $(KERNEL) --cwd notebooks \
+			-p profile $(PROFILE) --no-progress-bar || exit 1; \
+	done
+
+test: $(ENV)
+	$(PY) -m pytest tests
+ifneq ($(NOTEBOOKS),)
+	TQDM_DISABLE=1 $(PY) -m pytest --nbval --nbval-current-env $(NOTEBOOKS)
+endif
+
+clean:
+	rm -rf results

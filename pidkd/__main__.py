@@ -1,0 +1,78 @@
+"""``python -m pidkd``: run one configuration, list a profile's runs, or download a dataset.
+
+Each run is idempotent and keyed by its config hash, so a scheduler can fan a grid out."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import yaml
+
+from . import data, experiment
+from .errors import PidkdError
+
+
+def _override(text: str) -> tuple[str, Any]:
+    """``section.key=value`` with the value read as YAML (so lists and numbers keep their types)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pidkd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    one = commands.add_parser("run", help="train one configuration (or return its cached result)")
+    one.add_argument("--profile", default="embedded", help="a shipped profile name or a YAML file")
+    one.add_argument("--dataset", required=True)
+    one.add_argument("--teacher", default="trained", help="teacher kind: trained, untrained or noisy")
+    one.add_argument("--method", default="baseline")
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile entry, e.g. student_training.epochs=5 (repeatable)")
+    one.add_argument("--device", default="auto")
+    one.add_argument("--results", default=None, help="results folder (default $PIDKD_RESULTS or results)")
+    one.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    listing = commands.add_parser("list", help="list the finished runs of a profile")
+    listing.add_argument("--profile", default="embedded")
+    listing.add_argument("--results", default=None)
+
+    fetch = commands.add_parser("download", help="download a dataset into data/")
+    fetch.add_argument("dataset")
+    fetch.add_argument("--root", default="data")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one line and exit with status 2, without a traceback."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "run":
+            config = experiment.resolve(
+                args.profile, args.dataset, args.teacher, args.method, args.seed, dict(args.set)
+            )
+            done = experiment.run(config, root=args.results, device=args.device, progress=not args.quiet)
+            print(f"{done.directory}  test_acc={done.final_accuracy:.4f}")
+        elif args.command == "list":
+            runs = experiment.collect_runs(args.profile, root=args.results)
+            if runs.empty:
+                print(f"no finished runs of profile {args.profile!r} under {experiment.results_root(args.results)}")
+            else:
+                last = runs.groupby("key").tail(1).set_index("key")
+                print(last[experiment.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
+        else:
+            print(data.download(args.dataset, args.root))
+    except PidkdError as error:
+        print(f"pidkd: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

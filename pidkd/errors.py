@@ -1,0 +1,28 @@
+"""Errors a user can act on: each message says what is wrong and how to fix it."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PidkdError(Exception):
+    """Base class of the errors pidkd raises for a user to fix; the CLI prints them in one line."""
+
+
+class ConfigError(PidkdError, ValueError):
+    """A bad name or parameter in a configuration or a call."""
+
+
+class DatasetNotFoundError(PidkdError, FileNotFoundError):
+    """A dataset that is not on disk where pidkd looks for it."""
+
+
+class CheckpointError(PidkdError):
+    """A checkpoint or run file that cannot be read (truncated, corrupt, or from another version)."""
+
+
+def check_name(kind: str, name: str, valid: Iterable[str]) -> str:
+    """Return ``name`` if it is one of ``valid``; otherwise raise a ConfigError listing them."""
+    valid = sorted(valid)
+    if name not in valid:
+        raise ConfigError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
+    return name

@@ -1,0 +1,312 @@
+"""Experiments: a frozen ``Config`` resolved from a YAML profile, a run key from its hash, and
+``run(config)``, which trains once and afterwards returns the cached result."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from . import data
+from .errors import CheckpointError, ConfigError, check_name
+from .methods import METHODS, build_method
+from .models import build_model
+from .teachers import KINDS, Noise, Teacher, reestimate_batchnorm
+from .train import Recipe, fit, load_checkpoint, resolve_device
+
+log = logging.getLogger(__name__)
+
+Items = tuple[tuple[str, Any], ...]
+"""A frozen, hashable mapping: sorted (name, value) pairs."""
+
+
+def _items(mapping: dict[str, Any] | None) -> Items:
+    return tuple(sorted((mapping or {}).items()))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Which teacher a student distils from; ``run`` trains it (None for an untrained teacher)."""
+
+    kind: str
+    model: str
+    seed: int
+    run: Config | None = None
+    options: Items = ()
+    reestimate_bn: bool = False
+    noise: Noise | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines a run's numbers; its hash is the run's key."""
+
+    profile: str
+    dataset: str
+    model: str
+    seed: int
+    epochs: int
+    recipe: Recipe = field(default_factory=Recipe)
+    method: str = "baseline"
+    params: Items = ()
+    teacher: TeacherConfig | None = None
+    options: Items = ()
+    samples_per_class: int | None = None
+    augment: bool = False
+
+    @property
+    def key(self) -> str:
+        """A short hash of the resolved config: the run's name on disk."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def teacher_kind(self) -> str:
+        return self.teacher.kind if self.teacher else "none"
+
+
+def profile_names() -> list[str]:
+    """The profiles that ship with pidkd."""
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("pidkd.profiles").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A profile as a dict (a shipped name or a YAML path), with dotted-key ``overrides`` applied."""
+    if profile.endswith((".yaml", ".yml")):
+        path = Path(profile)
+        if not path.exists():
+            raise ConfigError(f"profile file {path} does not exist")
+        text = path.read_text()
+    else:
+        check_name("profile", profile, profile_names())
+        text = resources.files("pidkd.profiles").joinpath(f"{profile}.yaml").read_text()
+    spec = yaml.safe_load(text)
+    spec["name"] = Path(profile).stem
+    for dotted, value in (overrides or {}).items():
+        node = spec
+        *parents, leaf = dotted.split(".")
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                raise ConfigError(f"override {dotted!r}: profile {spec['name']!r} has no section {name!r}")
+            node = node[name]
+        node[leaf] = copy.deepcopy(value)
+    return spec
+
+
+def _recipe(section: dict[str, Any], extra: dict[str, Any] | None = None) -> Recipe:
+    fields = {**section.get("recipe", {}), **(extra or {})}
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(Recipe)})
+    if unknown:
+        valid = ", ".join(f.name for f in dataclasses.fields(Recipe))
+        raise ConfigError(f"unknown recipe field {', '.join(unknown)}; valid fields: {valid}")
+    if "milestones" in fields:
+        fields["milestones"] = tuple(fields["milestones"])
+    return Recipe(**fields)
+
+
+def teacher_run(spec: dict[str, Any], dataset: str) -> Config:
+    """The run that trains a dataset's teacher: a baseline run of the teacher model."""
+    entry = spec["datasets"][dataset]
+    training = spec["teacher_training"]
+    return Config(
+        profile=spec["name"],
+        dataset=dataset,
+        model=entry["teacher_model"],
+        seed=training["seed"],
+        epochs=training["epochs"],
+        recipe=_recipe(training),
+        options=_items(entry.get("teacher_options")),
+        samples_per_class=entry.get("samples_per_class"),
+        augment=entry.get("augment", False),
+    )
+
+
+def resolve(
+    profile: str,
+    dataset: str,
+    teacher: str,
+    method: str,
+    seed: int,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """The Config of one grid point. A baseline run has no teacher, so all teacher kinds share it."""
+    spec = load_profile(profile, overrides)
+    check_name("dataset", dataset, spec["datasets"])
+    check_name("teacher kind", teacher, KINDS)
+    check_name("method", method, METHODS)
+    entry = spec["datasets"][dataset]
+    trains_teacher = teacher_run(spec, dataset)
+    teacher_config = None
+    if METHODS[method].needs_teacher:
+        kind = dict(spec["teachers"].get(teacher) or {})
+        noise = Noise(**kind) if teacher == "noisy" else None
+        teacher_config = TeacherConfig(
+            kind=teacher,
+            model=trains_teacher.model,
+            seed=trains_teacher.seed,
+            run=None if teacher == "untrained" else trains_teacher,
+            options=trains_teacher.options,
+            reestimate_bn=bool(kind.get("reestimate_bn", False)) if teacher == "untrained" else False,
+            noise=noise,
+        )
+    training = spec["student_training"]
+    distillation = training.get("distillation") if METHODS[method].needs_teacher else None
+    return Config(
+        profile=spec["name"],
+        dataset=dataset,
+        model=entry["student_model"],
+        seed=seed,
+        epochs=training["epochs"],
+        recipe=_recipe(training, distillation),
+        method=method,
+        params=_items(spec["methods"].get(method)),
+        teacher=teacher_config,
+        options=_items(entry.get("student_options")),
+        samples_per_class=entry.get("samples_per_class"),
+        augment=entry.get("augment", False),
+    )
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    """Where results live: ``root``, else ``$PIDKD_RESULTS``, else ``results`` in the working folder."""
+    return Path(root or os.environ.get("PIDKD_RESULTS", "results"))
+
+
+def run_dir(config: Config, root: str | Path | None = None) -> Path:
+    return results_root(root) / config.profile / "runs" / config.key
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its config, its folder, and one metrics row per epoch."""
+
+    config: Config
+    directory: Path
+    metrics: pd.DataFrame
+
+    @property
+    def final_accuracy(self) -> float:
+        return float(self.metrics["test_acc"].iloc[-1])
+
+
+def _load(dataset: str, train: bool, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
+    """A split of ``dataset`` from ``$PIDKD_DATA`` (default ``data``); subsets are fixed across seeds."""
+    root = os.environ.get("PIDKD_DATA", "data")
+    return data.load_dataset(
+        dataset, train=train, root=root, samples_per_class=samples_per_class, augment=augment, seed=0
+    )
+
+
+def _network(model: str, dataset: str, seed: int, options: Items) -> torch.nn.Module:
+    info = data.dataset_info(dataset)
+    torch.manual_seed(seed)
+    return build_model(model, info.num_classes, info.in_channels, **dict(options))
+
+
+def load_trained(config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True) -> torch.nn.Module:
+    """The network a run trained, with its final weights (training it first if needed)."""
+    done = run(config, root=root, device=device, progress=progress)
+    network = _network(config.model, config.dataset, config.seed, config.options)
+    network.load_state_dict(load_checkpoint(done.directory / "checkpoint.pt")["student"])
+    return network
+
+
+def make_teacher(
+    config: TeacherConfig, dataset: str, root: str | Path | None = None, device: str = "auto", progress: bool = True
+) -> Teacher:
+    """The frozen teacher a config names: trained (and maybe noisy) from its run, or untrained."""
+    if config.run is not None:
+        network = load_trained(config.run, root=root, device=device, progress=progress)
+    else:
+        network = _network(config.model, dataset, config.seed, config.options)
+        if config.reestimate_bn:
+            inputs = (x for x, _ in data.batches(_load(dataset, train=True), 256, shuffle=False))
+            reestimate_batchnorm(network, inputs)
+    return Teacher(network, config.kind, config.noise)
+
+
+def run(config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True) -> Run:
+    """Train the run ``config`` describes, or return it from ``results/`` if it finished before.
+
+    An interrupted run resumes from its last checkpoint. Files appear atomically, and
+    ``metrics.csv`` is written last: a run without it is not finished.
+    """
+    directory = run_dir(config, root)
+    metrics_path = directory / "metrics.csv"
+    if metrics_path.exists():
+        return Run(config, directory, pd.read_csv(metrics_path))
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2, default=str))
+    torch_device = resolve_device(device)
+    teacher = None
+    if config.teacher is not None:
+        teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress)
+    train = _load(config.dataset, True, config.samples_per_class, config.augment)
+    test = _load(config.dataset, False)
+    student = _network(config.model, config.dataset, config.seed, config.options)
+    method = build_method(
+        config.method,
+        student_channels=student.feature_channels,
+        teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
+        num_classes=data.dataset_info(config.dataset).num_classes,
+        **dict(config.params),
+    )
+    rows = fit(
+        student,
+        method,
+        train,
+        test,
+        recipe=config.recipe,
+        epochs=config.epochs,
+        seed=config.seed,
+        teacher=teacher,
+        device=torch_device,
+        checkpoint=directory / "checkpoint.pt",
+        progress=progress,
+    )
+    metrics = pd.DataFrame(rows)
+    _write_atomic(metrics_path, metrics.to_csv(index=False))
+    return Run(config, directory, metrics)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+RUN_COLUMNS = ["dataset", "model", "teacher", "method", "seed", "key"]
+
+
+def collect_runs(profile: str, root: str | Path | None = None, write: bool = True) -> pd.DataFrame:
+    """One row per finished run and epoch of a profile; written to ``results/<profile>/runs.csv``."""
+    base = results_root(root) / profile
+    frames = []
+    for directory in sorted((base / "runs").glob("*/")):
+        metrics_path, config_path = directory / "metrics.csv", directory / "config.json"
+        if not metrics_path.exists():
+            continue
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{config_path} cannot be read ({error}); delete {directory} to rerun it") from error
+        frame = pd.read_csv(metrics_path)
+        teacher = config["teacher"]["kind"] if config["teacher"] else "none"
+        labels = [config["dataset"], config["model"], teacher, config["method"], config["seed"], directory.name]
+        for column, value in zip(RUN_COLUMNS, labels):
+            frame.insert(RUN_COLUMNS.index(column), column, value)
+        frames.append(frame)
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
+    if write and frames:
+        _write_atomic(base / "runs.csv", runs.to_csv(index=False))
+    return runs

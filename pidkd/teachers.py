@@ -1,0 +1,90 @@
+"""Teachers a student distils from (SPEC §4): trained, untrained (random and frozen), and noisy
+(a trained teacher whose distilled features are corrupted at distillation time)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError, check_name
+from .methods import Outputs
+
+KINDS = ("trained", "untrained", "noisy")
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Gaussian noise of std ``sigma`` on the bottom ``fraction`` of the rows of each feature map,
+    added to the features or, with ``replace``, replacing them (the authors' corruption)."""
+
+    fraction: float
+    sigma: float
+    replace: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1 or self.sigma < 0 or not math.isfinite(self.sigma):
+            raise ConfigError(
+                f"noise needs 0 < fraction <= 1 and a finite sigma >= 0, got fraction={self.fraction}, sigma={self.sigma}"
+            )
+
+    def apply(self, feature: Tensor, generator: torch.Generator) -> Tensor:
+        """Corrupt one feature map (N, C, H, W) or sequence (N, C, L) along its first spatial axis."""
+        rows = feature.shape[2]
+        corrupted = max(1, round(self.fraction * rows))
+        noise = torch.randn(feature[:, :, rows - corrupted :].shape, generator=generator, device=feature.device)
+        noise = (self.sigma * noise).to(feature.dtype)
+        out = feature.clone()
+        bottom = out[:, :, rows - corrupted :]
+        bottom.copy_(noise if self.replace else bottom + noise)
+        return out
+
+
+class Teacher(nn.Module):
+    """A frozen network of one kind; its parameters never change and it always runs in eval mode."""
+
+    def __init__(self, model: nn.Module, kind: str, noise: Noise | None = None) -> None:
+        super().__init__()
+        check_name("teacher kind", kind, KINDS)
+        if (kind == "noisy") != (noise is not None):
+            raise ConfigError("a noisy teacher needs noise=Noise(...), and only a noisy teacher takes it")
+        self.model = model.eval().requires_grad_(False)
+        self.kind = kind
+        self.noise = noise
+        self.feature_channels = model.feature_channels
+
+    def train(self, mode: bool = True) -> Teacher:
+        """A teacher stays in eval mode: its BatchNorm statistics are part of what is frozen."""
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> Outputs:
+        logits, features = self.model(x)
+        return Outputs(logits, list(features))
+
+    def corrupt(self, outputs: Outputs, generator: torch.Generator) -> Outputs:
+        """The outputs a student sees: the noisy teacher's features corrupted, others unchanged."""
+        if self.noise is None:
+            return outputs
+        return Outputs(outputs.logits, [self.noise.apply(f, generator) for f in outputs.features])
+
+
+def reestimate_batchnorm(model: nn.Module, inputs: Iterable[Tensor]) -> nn.Module:
+    """Recompute BatchNorm running statistics as plain averages over ``inputs`` (weights unchanged).
+
+    A fresh network keeps BatchNorm's initial statistics (mean 0, variance 1), so its feature
+    scale can be far from a trained one's; SPEC §4 offers this re-estimation for untrained teachers.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    model.train()
+    with torch.no_grad():
+        for x in inputs:
+            model(x)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    return model.eval()

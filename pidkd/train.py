@@ -1,0 +1,292 @@
+"""The one training loop, for teachers and students alike: phases, optimisers, the milestone
+schedule, clipping, mixed precision, a progress bar, per-epoch metrics, checkpoint and resume."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from .data import batches
+from .errors import CheckpointError, ConfigError, check_name
+from .methods import STUDENT, Method, Outputs
+from .teachers import Teacher
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is optimised: optimiser, learning-rate schedule, batch size and clipping.
+
+    The rate is ``lr * gamma ** (number of milestones <= epoch)``: the schedule's factor is
+    explicit, so it cannot be confused with the rate itself (SPEC §6).
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.2
+    batch_size: int = 128
+    clip_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        check_name("optimizer", self.optimizer, OPTIMIZERS)
+        if self.lr <= 0 or self.batch_size < 1:
+            raise ConfigError(f"recipe needs lr > 0 and batch_size >= 1, got lr={self.lr}, batch_size={self.batch_size}")
+        object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
+
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of 0-based epoch ``epoch``."""
+        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+    def optimizer_for(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """A fresh optimiser of this recipe over ``params``."""
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(
+            params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay
+        )
+
+
+@dataclass
+class Precision:
+    """Mixed precision on CUDA (bf16 where supported, fp16 with a gradient scaler otherwise)."""
+
+    device: torch.device
+    dtype: torch.dtype | None = field(init=False)
+    scaler: torch.amp.GradScaler | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        cuda = self.device.type == "cuda"
+        self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype is torch.float16 else None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def resolve_device(device: str = "auto", threads: int | None = None) -> torch.device:
+    """Pick CUDA, then MPS, then CPU for ``"auto"``; on CPU set torch's thread count explicitly.
+
+    On CPU the thread count is ``threads``, else ``$PIDKD_THREADS``, else 1: the embedded models
+    are small, and several processes that each use every core slow each other down many-fold.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    resolved = torch.device(device)
+    if resolved.type == "cpu":
+        torch.set_num_threads(threads or int(os.environ.get("PIDKD_THREADS", "1")))
+    return resolved
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness (shuffling, dropout, noise), so a resumed run matches."""
+    return seed * 100_003 + epoch
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint with ``weights_only=True``; an unreadable one gets an actionable error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}); it is truncated or not a "
+            f"pidkd checkpoint: delete it to train this run from the start"
+        ) from error
+
+
+def _with_teacher_outputs(dataset: Dataset, teacher: Teacher, device: torch.device, batch_size: int) -> Dataset:
+    """Append the teacher's (clean) outputs to an unaugmented tensor dataset, computed once."""
+    x, y = dataset.tensors
+    with torch.no_grad():
+        chunks = [teacher(xb.to(device)) for xb in x.split(batch_size)]
+    logits = torch.cat([c.logits for c in chunks])
+    features = [torch.cat([c.features[i] for c in chunks]) for i in range(len(chunks[0].features))]
+    return TensorDataset(x, y, logits, *features)
+
+
+def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> float:
+    """Test accuracy of ``model`` on ``dataset``."""
+    model.eval()
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in batches(dataset, batch_size, shuffle=False):
+            logits = model(x.to(device))[0]
+            correct += (logits.argmax(1).cpu() == y).sum().item()
+            total += len(y)
+    return correct / total
+
+
+@dataclass
+class _Phases:
+    """One optimiser per phase: RID's teacher-filter phase and the student phase are separate."""
+
+    student: nn.Module
+    method: Method
+    recipe: Recipe
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+
+    def parameters(self, phase: str) -> list[nn.Parameter]:
+        own = list(self.student.parameters()) if phase == STUDENT else []
+        return own + self.method.phase_parameters(phase)
+
+    def optimizer(self, phase: str) -> torch.optim.Optimizer:
+        if phase not in self.optimizers:
+            self.optimizers[phase] = self.recipe.optimizer_for(self.parameters(phase))
+        return self.optimizers[phase]
+
+
+def fit(
+    student: nn.Module,
+    method: Method,
+    train_set: Dataset,
+    test_set: Dataset,
+    *,
+    recipe: Recipe,
+    epochs: int,
+    seed: int,
+    teacher: Teacher | None = None,
+    device: str | torch.device = "auto",
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Train ``student`` with ``method`` for ``epochs`` and return one metrics row per epoch.
+
+    With ``checkpoint``, state is written there atomically after every epoch and training
+    resumes from it; each epoch reseeds from ``(seed, epoch)``, so a resumed run ends with the
+    same numbers as an uninterrupted one.
+    """
+    if method.needs_teacher and teacher is None:
+        raise ConfigError(f"method {type(method).__name__} needs a teacher; pass teacher=...")
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    student.to(device)
+    method.to(device)
+    phases = _Phases(student, method, recipe)
+    precision = Precision(device)
+    metrics: list[dict] = []
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        student.load_state_dict(state["student"])
+        method.load_state_dict(state["method"])
+        for phase, optimizer_state in state["optimizers"].items():
+            phases.optimizer(phase).load_state_dict(optimizer_state)
+        if precision.scaler and state.get("scaler"):
+            precision.scaler.load_state_dict(state["scaler"])
+        metrics, start = state["metrics"], len(state["metrics"])
+        log.info("resuming %s at epoch %d", checkpoint, start)
+
+    use_teacher = method.needs_teacher
+    if use_teacher:
+        teacher.to(device)
+        if isinstance(train_set, TensorDataset):
+            train_set = _with_teacher_outputs(train_set, teacher, device, 512)
+
+    for epoch in range(start, epochs):
+        began = time.perf_counter()
+        method.train()
+        phase = method.begin_epoch(epoch, epochs)
+        torch.manual_seed(epoch_seed(seed, epoch))
+        noise = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))
+        optimizer = phases.optimizer(phase)
+        lr = recipe.learning_rate(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        student.train(phase == STUDENT)
+        total, count = 0.0, 0
+        bar = tqdm(
+            batches(train_set, recipe.batch_size, shuffle=True, seed=epoch_seed(seed, epoch)),
+            desc=f"epoch {epoch + 1}/{epochs} {phase}",
+            leave=False,
+            disable=not progress,
+        )
+        for x, y, *cached in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with precision.autocast():
+                teacher_out = None
+                if use_teacher:
+                    teacher_out = _teacher_outputs(teacher, x, cached, device, noise)
+                with contextlib.nullcontext() if phase == STUDENT else torch.no_grad():
+                    logits, features = student(x)
+                loss = method.loss(phase, Outputs(logits, features), teacher_out, y)
+            _step(loss, optimizer, phases.parameters(phase), recipe, precision)
+            total += loss.item() * len(y)
+            count += len(y)
+        metrics.append(
+            {
+                "epoch": epoch + 1,
+                "phase": phase,
+                "lr": lr,
+                "train_loss": total / count,
+                "test_acc": evaluate(student, test_set, device),
+                "seconds": time.perf_counter() - began,
+            }
+        )
+        if checkpoint is not None:
+            save_atomic(
+                {
+                    "student": student.state_dict(),
+                    "method": method.state_dict(),
+                    "optimizers": {p: o.state_dict() for p, o in phases.optimizers.items()},
+                    "metrics": metrics,
+                    "scaler": precision.scaler.state_dict() if precision.scaler else {},
+                },
+                checkpoint,
+            )
+    return metrics
+
+
+def _teacher_outputs(
+    teacher: Teacher, x: Tensor, cached: list[Tensor], device: torch.device, noise: torch.Generator
+) -> Outputs:
+    """The teacher's outputs for a batch, from the cache when there is one, then corrupted."""
+    if cached:
+        clean = Outputs(cached[0].to(device), [f.to(device) for f in cached[1:]])
+    else:
+        with torch.inference_mode():
+            clean = teacher(x)
+        # Inference tensors cannot be saved for backward; plain copies can be used as targets.
+        clean = Outputs(clean.logits.clone(), [f.clone() for f in clean.features])
+    return teacher.corrupt(clean, noise)
+
+
+def _step(
+    loss: Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter], recipe: Recipe, precision: Precision
+) -> None:
+    """One optimiser step with optional gradient scaling and gradient-norm clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the loss became {loss.item()}; lower the learning rate or the method's weight")
+    scaler = precision.scaler
+    (scaler.scale(loss) if scaler else loss).backward()
+    if recipe.clip_grad_norm is not None:
+        if scaler:
+            scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(params, recipe.clip_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()

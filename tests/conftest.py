@@ -1,0 +1,35 @@
+"""Shared fixtures: small real data and tiny networks, so unit tests stay fast on two cores."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pidkd import data
+from pidkd.models import build_model
+
+
+@pytest.fixture(scope="session")
+def digits_small():
+    """A 10-per-class training subset of scikit-learn digits and the full test split."""
+    train = data.load_dataset("digits", train=True, samples_per_class=10)
+    test = data.load_dataset("digits", train=False)
+    return train, test
+
+
+@pytest.fixture
+def student():
+    torch.manual_seed(0)
+    return build_model("cnn2d-student", num_classes=10, in_channels=1)
+
+
+@pytest.fixture
+def teacher_network():
+    torch.manual_seed(1)
+    return build_model("cnn2d-teacher", num_classes=10, in_channels=1)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """An empty results folder for the experiment and CLI tests."""
+    monkeypatch.setenv("PIDKD_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"

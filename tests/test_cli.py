@@ -1,0 +1,38 @@
+"""``python -m pidkd``: one run from the shell, listing runs, and one-line user errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pidkd.__main__ import main
+
+
+def test_run_then_list(results, capsys):
+    args = ["run", "--dataset", "digits", "--seed", "1", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert str(results / "embedded" / "runs") in printed and "test_acc=" in printed
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "digits" in listing and "cnn2d-student" in listing and "baseline" in listing
+
+
+def test_an_unknown_name_is_one_line_on_stderr_and_a_nonzero_exit(results):
+    done = subprocess.run(
+        [sys.executable, "-m", "pidkd", "run", "--dataset", "digits", "--method", "distill"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "pidkd: error: unknown method 'distill'; valid names: baseline, kd, rid, ted, vid"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_malformed_override_is_a_usage_error(results, capsys):
+    try:
+        main(["run", "--dataset", "digits", "--set", "epochs"])
+    except SystemExit as exit:
+        assert exit.code == 2
+    assert "expected section.key=value" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""Configs from profiles, run keys, cached runs, and runs.csv."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pidkd import experiment
+from pidkd.errors import ConfigError
+
+FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2}
+
+
+def test_a_baseline_has_no_teacher_so_all_teacher_kinds_share_it():
+    keys = {experiment.resolve("embedded", "digits", kind, "baseline", 0).key for kind in ("trained", "untrained", "noisy")}
+    assert len(keys) == 1
+
+
+def test_teacher_kinds_resolve_to_the_intended_teachers():
+    trained = experiment.resolve("embedded", "mnist1d", "trained", "vid", 0).teacher
+    untrained = experiment.resolve("embedded", "mnist1d", "untrained", "vid", 0).teacher
+    noisy = experiment.resolve("embedded", "mnist1d", "noisy", "vid", 0).teacher
+    assert trained.run.model == trained.model == "cnn1d-teacher" and trained.run.method == "baseline"
+    assert untrained.run is None and untrained.reestimate_bn
+    assert noisy.run == trained.run and noisy.noise is not None and trained.noise is None
+
+
+def test_keys_depend_on_every_setting():
+    base = experiment.resolve("embedded", "digits", "trained", "rid", 0)
+    assert base.key == experiment.resolve("embedded", "digits", "trained", "rid", 0).key
+    assert base.key != experiment.resolve("embedded", "digits", "trained", "rid", 1).key
+    assert base.key != experiment.resolve("embedded", "digits", "trained", "rid", 0, {"methods.rid.weight": 2.0}).key
+    assert base.key != experiment.resolve("embedded", "digits", "trained", "rid", 0, {"teacher_training.epochs": 3}).key
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("embedded", "mnist", "trained", "vid", 0), "unknown dataset 'mnist'; valid names: digits, mnist1d"),
+        (("embedded", "digits", "clever", "vid", 0), "unknown teacher kind 'clever'; valid names: noisy, trained, untrained"),
+        (("embedded", "digits", "trained", "fitnet", 0), "unknown method 'fitnet'; valid names: baseline, kd, rid, ted, vid"),
+        (("nope", "digits", "trained", "vid", 0), "unknown profile 'nope'"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(args, message):
+    with pytest.raises(ConfigError, match=message):
+        experiment.resolve(*args)
+
+
+def test_bad_overrides_say_what_is_wrong():
+    with pytest.raises(ConfigError, match="no section 'nonsense'"):
+        experiment.resolve("embedded", "digits", "trained", "vid", 0, {"nonsense.epochs": 1})
+    with pytest.raises(ConfigError, match="unknown recipe field momentumm"):
+        experiment.resolve("embedded", "digits", "trained", "vid", 0, {"student_training.recipe.momentumm": 0.5})
+
+
+def test_the_paper_profile_resolves_to_the_wrn_pair_and_the_papers_weights():
+    vid = experiment.resolve("paper", "cifar10", "trained", "vid", 0)
+    rid = experiment.resolve("paper", "cifar10", "untrained", "rid", 0)
+    assert (vid.model, vid.teacher.model) == ("wrn-16-1", "wrn-40-2")
+    assert dict(vid.params)["weight"] == 100 and dict(rid.params)["weight"] == 10
+    assert (dict(rid.params)["rounds"], dict(rid.params)["filter_fraction"]) == (10, 0.25)
+    assert vid.epochs == 300 and vid.recipe.milestones == (150, 200) and vid.recipe.clip_grad_norm == 100
+
+
+def test_a_finished_run_is_returned_from_the_cache(results, monkeypatch):
+    config = experiment.resolve("embedded", "digits", "trained", "kd", 0, FAST)
+    first = experiment.run(config, device="cpu", progress=False)
+    assert first.directory == results / "embedded" / "runs" / config.key
+    assert len(first.metrics) == 2 and (first.directory / "config.json").exists()
+    teacher_dir = experiment.run_dir(config.teacher.run)
+    assert (teacher_dir / "metrics.csv").exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(experiment, "fit", no_training)
+    again = experiment.run(config, device="cpu", progress=False)
+    pd.testing.assert_frame_equal(again.metrics, first.metrics)
+
+
+def test_runs_csv_gathers_every_run_and_epoch(results):
+    for method in ("baseline", "vid"):
+        experiment.run(experiment.resolve("embedded", "digits", "untrained", method, 0, FAST), device="cpu", progress=False)
+    runs = experiment.collect_runs("embedded")
+    assert (results / "embedded" / "runs.csv").exists()
+    required = {"dataset", "teacher", "method", "seed", "epoch", "phase", "test_acc", "train_loss", "seconds"}
+    assert required <= set(runs.columns)
+    assert sorted(runs.groupby(["method", "teacher"]).size().items()) == [(("baseline", "none"), 2), (("vid", "untrained"), 2)]

@@ -1,0 +1,149 @@
+"""The training loop: schedule, determinism, checkpoints, and resuming after a crash."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pidkd.errors import CheckpointError, ConfigError
+from pidkd.methods import build_method
+from pidkd.models import build_model
+from pidkd.teachers import Noise, Teacher
+from pidkd.train import Recipe, fit, load_checkpoint, resolve_device
+
+RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
+
+
+def _method(name, student, teacher=None):
+    channels = student.feature_channels
+    return build_method(
+        name,
+        student_channels=channels,
+        teacher_channels=teacher.feature_channels if teacher else channels,
+        num_classes=10,
+    )
+
+
+def _without_seconds(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_learning_rate_follows_milestones_with_an_explicit_factor():
+    recipe = Recipe(lr=0.05, milestones=(200, 150), gamma=0.2)
+    assert [recipe.learning_rate(e) for e in (0, 149, 150, 199)] == pytest.approx([0.05, 0.05, 0.01, 0.01])
+    assert recipe.learning_rate(200) == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(lr=0.0), dict(batch_size=0)])
+def test_bad_recipe_is_a_config_error(bad):
+    with pytest.raises(ConfigError):
+        Recipe(**bad)
+
+
+def test_cpu_thread_count_is_set_explicitly():
+    previous = torch.get_num_threads()
+    try:
+        assert resolve_device("cpu", threads=1).type == "cpu"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_metrics_per_epoch_and_learning(digits_small, student):
+    train, test = digits_small
+    recipe = Recipe(lr=0.2, milestones=(3,), gamma=0.5, batch_size=32)
+    rows = fit(student, _method("baseline", student), train, test, recipe=recipe, epochs=4, seed=0, device="cpu", progress=False)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert [r["lr"] for r in rows] == pytest.approx([0.2, 0.2, 0.2, 0.1])
+    assert {"phase", "train_loss", "test_acc", "seconds"} <= set(rows[0])
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["test_acc"] > 0.3  # ten classes: chance is 0.1
+
+
+def test_same_seed_gives_identical_metrics(digits_small):
+    train, test = digits_small
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        runs.append(fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=2, seed=3, device="cpu", progress=False))
+    assert _without_seconds(runs[0]) == _without_seconds(runs[1])
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_after(method, calls):
+    """Make ``method.loss`` raise after ``calls`` batches, as a killed process would stop."""
+    original, seen = method.loss, []
+
+    def loss(*args, **kwargs):
+        seen.append(1)
+        if len(seen) > calls:
+            raise Crash
+        return original(*args, **kwargs)
+
+    method.loss = loss
+
+
+@pytest.mark.parametrize("kind", ["trained", "noisy"])
+def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind):
+    train, test = digits_small
+    name = "kd" if kind == "trained" else "vid"
+
+    def setup():
+        torch.manual_seed(1)
+        teacher = Teacher(build_model("cnn2d-teacher", 10, 1), kind, Noise(0.5, 1.0) if kind == "noisy" else None)
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        return net, teacher, _method(name, net, teacher)
+
+    def train_until_done(path, crash_at=None):
+        net, teacher, method = setup()
+        if crash_at is not None:
+            _crash_after(method, crash_at)
+        rows = fit(net, method, train, test, recipe=RECIPE, epochs=3, seed=0, teacher=teacher, device="cpu", checkpoint=path, progress=False)
+        return net, rows
+
+    reference, expected = train_until_done(tmp_path / "whole.pt")
+    batches_per_epoch = -(-len(train) // RECIPE.batch_size)
+    with pytest.raises(Crash):
+        train_until_done(tmp_path / "crashed.pt", crash_at=batches_per_epoch + 2)  # mid epoch 2
+    assert len(load_checkpoint(tmp_path / "crashed.pt")["metrics"]) == 1
+    resumed, rows = train_until_done(tmp_path / "crashed.pt")
+    assert _without_seconds(rows) == _without_seconds(expected)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoints_load_with_weights_only(tmp_path, digits_small, student):
+    train, test = digits_small
+    path = tmp_path / "checkpoint.pt"
+    fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", checkpoint=path, progress=False)
+    state = torch.load(path, weights_only=True)
+    assert set(state) >= {"student", "method", "optimizers", "metrics"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_truncated_checkpoint_names_the_file_and_the_fix(tmp_path, digits_small, student):
+    train, test = digits_small
+    path = tmp_path / "checkpoint.pt"
+    fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", checkpoint=path, progress=False)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="checkpoint.pt.*delete it"):
+        fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=2, seed=0, device="cpu", checkpoint=path, progress=False)
+
+
+def test_a_method_that_needs_a_teacher_refuses_to_run_without_one(digits_small, student):
+    train, test = digits_small
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        fit(student, _method("kd", student), train, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
+
+
+def test_the_teacher_is_bitwise_unchanged_by_distillation(digits_small, student, teacher_network):
+    train, test = digits_small
+    teacher = Teacher(teacher_network, "trained")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    fit(student, _method("vid", student, teacher), train, test, recipe=RECIPE, epochs=2, seed=0, teacher=teacher, device="cpu", progress=False)
+    after = teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
