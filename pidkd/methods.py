@@ -1,0 +1,416 @@
+"""Distillation methods. Each is a module that owns its extra parameters, maps an epoch to a
+phase, and gives the loss of a batch in that phase; the training loop does the rest."""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ConfigError, check_name
+
+STUDENT = "student"
+"""The phase in which the student (and the method's student-side parts) is trained."""
+FILTER = "filter"
+"""RID's teacher-filter phase: only the teacher-side filters and heads are trained."""
+
+
+@dataclass
+class Outputs:
+    """What a network returns for a batch: class logits and the distilled features."""
+
+    logits: Tensor
+    features: list[Tensor]
+
+
+class Method(nn.Module):
+    """Base class of the methods; subclasses add their parameters as keyword arguments."""
+
+    needs_teacher: ClassVar[bool] = True
+
+    def __init__(
+        self, *, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], num_classes: int
+    ) -> None:
+        super().__init__()
+        self.student_channels = tuple(student_channels)
+        self.teacher_channels = tuple(teacher_channels)
+        self.num_classes = num_classes
+
+    def phase(self, epoch: int, epochs: int) -> str:
+        """The phase epoch ``epoch`` (0-based) of ``epochs`` belongs to."""
+        return STUDENT
+
+    def begin_epoch(self, epoch: int, epochs: int) -> str:
+        """Prepare for epoch ``epoch`` of ``epochs`` and return its phase; the loop calls it at the
+        start of every epoch, after ``train()``."""
+        return self.phase(epoch, epochs)
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """The method's own parameters trained in ``phase`` (the loop adds the student's)."""
+        return list(self.parameters()) if phase == STUDENT else []
+
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+        """The loss of one batch in ``phase``."""
+        raise NotImplementedError
+
+
+class Baseline(Method):
+    """The student trained alone: cross-entropy only."""
+
+    needs_teacher = False
+
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+        return F.cross_entropy(student.logits, y)
+
+
+def check_dims(dims: int) -> int:
+    """Return ``dims`` if features are 1-D (N, C, L) or 2-D (N, C, H, W); otherwise a ConfigError."""
+    if dims not in (1, 2):
+        raise ConfigError(f"dims must be 1 (features N, C, L) or 2 (features N, C, H, W), not {dims!r}")
+    return dims
+
+
+def check_layers(student_channels: tuple[int, ...], teacher_channels: tuple[int, ...]) -> None:
+    """Feature methods pair student and teacher layers one to one."""
+    if len(student_channels) != len(teacher_channels) or not student_channels:
+        raise ConfigError(
+            f"student and teacher must distil the same, non-zero number of layers; got student "
+            f"channels {tuple(student_channels)} and teacher channels {tuple(teacher_channels)}"
+        )
+
+
+def conv1x1(in_channels: int, out_channels: int, dims: int) -> nn.Module:
+    """A bias-free 1x1 convolution over 1-D or 2-D features (no bias: a BatchNorm or the
+    next layer absorbs it, as in the authors' and RepDistiller's code)."""
+    conv = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
+    return conv(in_channels, out_channels, kernel_size=1, bias=False)
+
+
+def batch_norm(channels: int, dims: int) -> nn.Module:
+    """BatchNorm over 1-D or 2-D features."""
+    return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims](channels)
+
+
+def global_average_pool(dims: int) -> nn.Module:
+    """Average over all positions: (N, C, ...) -> (N, C)."""
+    pool = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}[dims]
+    return nn.Sequential(pool(1), nn.Flatten())
+
+
+class Variance(nn.Module):
+    """A learnable per-channel variance v = softplus(a) + eps, starting at exactly ``initial``."""
+
+    def __init__(self, channels: int, eps: float, initial: float = 5.0) -> None:
+        super().__init__()
+        self.eps = eps
+        start = math.log(math.expm1(initial - eps))
+        self.a = nn.Parameter(torch.full((channels,), start))
+
+    def forward(self) -> Tensor:
+        return F.softplus(self.a) + self.eps
+
+
+def scaled_error(target: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
+    """mean over batch, channels and positions of (target - mean)^2 / v, v per channel."""
+    v = variance.view(1, -1, *[1] * (target.dim() - 2))
+    return ((target - mean).square() / v).mean()
+
+
+def gaussian_nll(target: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
+    """mean of log v + (target - mean)^2 / v: twice a per-channel Gaussian's negative log-likelihood
+    less its constant (log v is the same at every example and position, so its mean is over channels)."""
+    return variance.log().mean() + scaled_error(target, mean, variance)
+
+
+class KD(Method):
+    """Hinton et al.'s logit distillation: match the teacher's softened class probabilities."""
+
+    def __init__(
+        self,
+        *,
+        student_channels: tuple[int, ...],
+        teacher_channels: tuple[int, ...],
+        num_classes: int,
+        ce_weight: float = 1.0,
+        weight: float = 1.0,
+        temperature: float = 4.0,
+    ) -> None:
+        super().__init__(
+            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
+        )
+        if temperature <= 0:
+            raise ConfigError(f"kd temperature must be positive, not {temperature!r}")
+        self.ce_weight = ce_weight
+        self.weight = weight
+        self.temperature = temperature
+
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+        """ce_weight * CE + weight * tau^2 * KL(softmax(t / tau) || softmax(s / tau)), per example."""
+        tau = self.temperature
+        kl = F.kl_div(
+            F.log_softmax(student.logits / tau, dim=1),
+            F.log_softmax(teacher.logits / tau, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * tau**2 * kl
+
+
+@dataclass(frozen=True)
+class VIDVariant:
+    """What differs between the authors' VID and the community's (RepDistiller) one."""
+
+    batch_norm: bool
+    eps: float
+    weight: float
+
+
+VID_VARIANTS: dict[str, VIDVariant] = {
+    "paper": VIDVariant(batch_norm=True, eps=1e-3, weight=100.0),
+    "community": VIDVariant(batch_norm=False, eps=1e-5, weight=1.0),
+}
+
+
+def vid_regressor(student: int, teacher: int, dims: int, variant: VIDVariant) -> nn.Sequential:
+    """r_l: three 1x1 convs from the student's channels to the teacher's; the paper's is 2C_t wide
+    inside with BatchNorm, the community's C_t wide without."""
+    hidden = 2 * teacher if variant.batch_norm else teacher
+    layers: list[nn.Module] = []
+    for in_channels in (student, hidden):
+        layers.append(conv1x1(in_channels, hidden, dims))
+        if variant.batch_norm:
+            layers.append(batch_norm(hidden, dims))
+        layers.append(nn.ReLU())
+    layers.append(conv1x1(hidden, teacher, dims))
+    return nn.Sequential(*layers)
+
+
+class VID(Method):
+    """Variational information distillation (Ahn et al., 2019): per layer, the student's feature
+    through a regressor is the mean of a Gaussian over the teacher's feature; maximise its likelihood."""
+
+    def __init__(
+        self,
+        *,
+        student_channels: tuple[int, ...],
+        teacher_channels: tuple[int, ...],
+        num_classes: int,
+        variant: str = "paper",
+        ce_weight: float = 1.0,
+        weight: float | None = None,
+        dims: int = 2,
+    ) -> None:
+        super().__init__(
+            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
+        )
+        check_name("vid variant", variant, VID_VARIANTS)
+        check_layers(self.student_channels, self.teacher_channels)
+        check_dims(dims)
+        spec = VID_VARIANTS[variant]
+        self.variant = variant
+        self.ce_weight = ce_weight
+        self.weight = spec.weight if weight is None else weight
+        pairs = list(zip(self.student_channels, self.teacher_channels))
+        self.regressors = nn.ModuleList(vid_regressor(s, t, dims, spec) for s, t in pairs)
+        self.variances = nn.ModuleList(Variance(t, spec.eps) for t in self.teacher_channels)
+
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+        """ce_weight * CE + weight * sum_l mean(0.5 * (log v + (T_l - r_l(S_l))^2 / v))."""
+        distill = sum(
+            0.5 * gaussian_nll(t, regressor(s), variance())
+            for regressor, variance, s, t in zip(
+                self.regressors, self.variances, student.features, teacher.features, strict=True
+            )
+        )
+        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
+
+
+class RID(Method):
+    """Redundant information distillation (the paper's method): a teacher filter keeps of the
+    teacher's feature only what predicts the label, and the student, through its own filter, is
+    pulled towards that filtered feature; the two are trained in alternating phases.
+
+    Schedule: the E epochs are split into R' = min(R, E) rounds, round r covering epochs
+    floor(r E / R') to floor((r + 1) E / R') - 1; of a round of L epochs the first ceil(rho L)
+    are FILTER (at least one when rho > 0), the rest STUDENT, as in the authors' code
+    (epoch % L < rho L). rho L is rounded to 6 decimals first so that, e.g., 0.1 * 30 gives 3.
+    """
+
+    def __init__(
+        self,
+        *,
+        student_channels: tuple[int, ...],
+        teacher_channels: tuple[int, ...],
+        num_classes: int,
+        ce_weight: float = 1.0,
+        weight: float = 10.0,
+        rounds: int = 10,
+        filter_fraction: float = 0.25,
+        dims: int = 2,
+    ) -> None:
+        super().__init__(
+            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
+        )
+        check_layers(self.student_channels, self.teacher_channels)
+        check_dims(dims)
+        name = type(self).__name__.lower()
+        if not isinstance(rounds, int) or rounds < 1:
+            raise ConfigError(f"{name} rounds must be a positive integer, not {rounds!r}")
+        if not 0 <= filter_fraction <= 1:
+            raise ConfigError(f"{name} filter_fraction must be in [0, 1], not {filter_fraction!r}")
+        self.ce_weight = ce_weight
+        self.weight = weight
+        self.rounds = rounds
+        self.filter_fraction = filter_fraction
+        pairs = list(zip(self.student_channels, self.teacher_channels))
+        self.teacher_filters = nn.ModuleList(
+            nn.Sequential(conv1x1(t, t, dims), batch_norm(t, dims), nn.ReLU(), conv1x1(t, s, dims))
+            for s, t in pairs
+        )
+        self.heads = nn.ModuleList(
+            nn.Sequential(global_average_pool(dims), nn.Linear(s, num_classes))
+            for s in self.student_channels
+        )
+        self.student_filters = nn.ModuleList(
+            nn.Sequential(
+                conv1x1(s, 2 * s, dims), batch_norm(2 * s, dims), nn.ReLU(), conv1x1(2 * s, s, dims)
+            )
+            for s in self.student_channels
+        )
+        self.variances = nn.ModuleList(Variance(s, eps=1e-3) for s in self.student_channels)
+        self.round: int | None = None
+        """The round of the current epoch, set by ``begin_epoch``."""
+
+    def schedule(self, epoch: int, epochs: int) -> tuple[int, str]:
+        """The round and phase of epoch ``epoch`` (0-based) of ``epochs`` (see the class docstring)."""
+        if not 0 <= epoch < epochs:
+            raise ValueError(f"epoch {epoch} is not in 0..{epochs - 1}")
+        rounds = min(self.rounds, epochs)
+        index = ((epoch + 1) * rounds - 1) // epochs
+        start, end = index * epochs // rounds, (index + 1) * epochs // rounds
+        filter_epochs = math.ceil(round(self.filter_fraction * (end - start), 6))
+        if filter_epochs >= end - start:
+            raise ConfigError(
+                f"{type(self).__name__.lower()} with rounds={self.rounds} and filter_fraction="
+                f"{self.filter_fraction} leaves no student epoch in a round of {end - start} of "
+                f"{epochs} epochs; use fewer rounds, a smaller filter_fraction or more epochs"
+            )
+        return index, FILTER if epoch - start < filter_epochs else STUDENT
+
+    def phase(self, epoch: int, epochs: int) -> str:
+        return self.schedule(epoch, epochs)[1]
+
+    def begin_epoch(self, epoch: int, epochs: int) -> str:
+        """Record the round and hold the side that is fixed in this phase in eval mode, so its
+        BatchNorm statistics do not move."""
+        self.round, phase = self.schedule(epoch, epochs)
+        for part in (self.teacher_filters, self.heads):
+            part.train(self.training and phase == FILTER)
+        self.student_filters.train(self.training and phase == STUDENT)
+        return phase
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """FILTER: the teacher filters and heads; STUDENT: the student filters and the variances."""
+        if phase == FILTER:
+            parts = (self.teacher_filters, self.heads)
+        else:
+            parts = (self.student_filters, self.variances)
+        return [p for part in parts for p in part.parameters()]
+
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+        """FILTER: sum_l CE(h_l(f_t,l(T_l)), y), plus from the second round on
+        sum_l mean((f_s,l(S_l) - f_t,l(T_l))^2 / v_l) with the student side fixed.
+        STUDENT: ce_weight * CE + weight * sum_l mean(log v_l + (f_s,l(S_l) - f_t,l(T_l))^2 / v_l)
+        with the teacher filter fixed."""
+        if self.round is None:
+            raise RuntimeError(f"call begin_epoch(epoch, epochs) before {type(self).__name__}.loss")
+        pairs = list(enumerate(zip(student.features, teacher.features, strict=True)))
+        if phase == FILTER:
+            total = torch.zeros((), device=y.device)
+            for l, (s, t) in pairs:
+                # a clone: the teacher's inference tensors cannot be saved for backward
+                filtered = self.teacher_filters[l](t.clone())
+                total = total + F.cross_entropy(self.heads[l](filtered), y)
+                if self.round > 0:
+                    with torch.no_grad():
+                        target, variance = self.student_filters[l](s), self.variances[l]()
+                    total = total + scaled_error(filtered, target, variance)
+            return total
+        distill = torch.zeros((), device=y.device)
+        for l, (s, t) in pairs:
+            with torch.no_grad():
+                filtered = self.teacher_filters[l](t)
+            distill = distill + gaussian_nll(filtered, self.student_filters[l](s), self.variances[l]())
+        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
+
+
+class TED(RID):
+    """Task-aware layer-wise distillation (Liang et al., 2023): RID's machinery in a single round,
+    the teacher filters trained first (rho = 1/8), then the student."""
+
+    def __init__(
+        self,
+        *,
+        student_channels: tuple[int, ...],
+        teacher_channels: tuple[int, ...],
+        num_classes: int,
+        ce_weight: float = 1.0,
+        weight: float = 10.0,
+        rounds: int = 1,
+        filter_fraction: float = 0.125,
+        dims: int = 2,
+    ) -> None:
+        super().__init__(
+            student_channels=student_channels,
+            teacher_channels=teacher_channels,
+            num_classes=num_classes,
+            ce_weight=ce_weight,
+            weight=weight,
+            rounds=rounds,
+            filter_fraction=filter_fraction,
+            dims=dims,
+        )
+
+
+METHODS: dict[str, type[Method]] = {
+    "baseline": Baseline,
+    "kd": KD,
+    "vid": VID,
+    "rid": RID,
+    "ted": TED,
+}
+
+
+def build_method(
+    name: str,
+    *,
+    student_channels: tuple[int, ...],
+    teacher_channels: tuple[int, ...],
+    num_classes: int,
+    dims: int = 2,
+    **params: object,
+) -> Method:
+    """Make method ``name`` for the given features (channel counts; ``dims`` 1 for (N, C, L),
+    2 for (N, C, H, W)) with its parameters."""
+    check_name("method", name, METHODS)
+    cls = METHODS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    shape = {"student_channels", "teacher_channels", "num_classes", "dims"}
+    unknown = sorted(set(params) - (accepted - shape))
+    if unknown:
+        own = sorted(accepted - shape)
+        raise ConfigError(
+            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters: {', '.join(own) or 'none'}"
+        )
+    return cls(
+        student_channels=student_channels,
+        teacher_channels=teacher_channels,
+        num_classes=num_classes,
+        **({"dims": dims} if "dims" in accepted else {}),
+        **params,
+    )

@@ -1,0 +1,332 @@
+"""The networks: wide residual networks for CIFAR, small CNNs for the embedded datasets, and
+torchvision ResNets for CUB-200.
+
+Every model's ``forward(x)`` returns ``(logits, features)``, where ``features`` is the list of
+the outputs of its stages (the representations that are distilled and measured), and every
+model has ``feature_channels``, the channel count of each feature. Build them by name with
+:func:`build_model`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision import models as tvm
+
+from .errors import ConfigError, check_name
+
+WRN_BLOCKS = ("preact", "post")
+"""The WRN block kinds: pre-activation (Zagoruyko & Komodakis) and post-activation."""
+
+CNN_PRESETS: dict[str, tuple[int, int, int]] = {"teacher": (32, 64, 128), "student": (8, 16, 32)}
+"""Stage widths of the named small-CNN presets (``cnn2d-teacher`` and so on)."""
+
+RESNET_WEIGHTS: dict[str, tvm.WeightsEnum] = {
+    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+}
+"""The ImageNet weights loaded for ``pretrained=True``."""
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-uniform convolutions (fan-out, as the WRN code), BatchNorm 1 and 0, zero linear bias."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A bias-free 3x3 convolution that keeps the spatial size at stride 1."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+# --------------------------------------------------------------------------- wide ResNets
+
+
+class PreActBlock(nn.Module):
+    """The WRN basic block: BN-ReLU-conv-BN-ReLU-(dropout)-conv plus a shortcut.
+
+    When the shape changes the shortcut is a 1x1 convolution applied, as in the original code,
+    to the activated input BN-ReLU(x); otherwise it is x itself.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        act = F.relu(self.bn1(x))
+        out = self.conv1(act)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return out + (x if self.shortcut is None else self.shortcut(act))
+
+
+class PostActBlock(nn.Module):
+    """A post-activation basic block: conv-BN-ReLU-(dropout)-conv-BN, add the shortcut, ReLU.
+
+    This is the block of the authors' CIFAR-10 prototype; the shortcut is a 1x1 convolution and
+    BatchNorm when the shape changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.dropout(F.relu(self.bn1(self.conv1(x))))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-widen (Zagoruyko & Komodakis, 2016) for 32x32 inputs.
+
+    A 3x3 stem to 16 channels, three groups of (depth - 4) / 6 basic blocks with 16k, 32k, 64k
+    channels at strides 1, 2, 2, then (for pre-activation blocks) BN-ReLU, global average
+    pooling and a linear classifier. The features are the outputs of the three groups as the
+    original WRN code returns them: for pre-activation blocks that is the residual sum before
+    the next block's BN-ReLU; for post-activation blocks it is after the block's final ReLU.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        widen: int,
+        num_classes: int,
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        block: str = "preact",
+    ) -> None:
+        super().__init__()
+        if depth < 10 or (depth - 4) % 6 != 0:
+            raise ConfigError(
+                f"WRN depth {depth} is invalid: it must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...)"
+            )
+        if widen < 1:
+            raise ConfigError(f"WRN widen factor {widen} is invalid: it must be at least 1")
+        check_name("WRN block", block, WRN_BLOCKS)
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout {dropout} is invalid: it must be in [0, 1)")
+        blocks_per_group = (depth - 4) // 6
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        block_cls = PreActBlock if block == "preact" else PostActBlock
+
+        self.stem = conv3x3(in_channels, 16)
+        self.stem_act = nn.Identity() if block == "preact" else nn.Sequential(nn.BatchNorm2d(16), nn.ReLU())
+        groups = []
+        channels = 16
+        for width, stride in zip(widths, (1, 2, 2)):
+            layers = [
+                block_cls(channels if i == 0 else width, width, stride if i == 0 else 1, dropout)
+                for i in range(blocks_per_group)
+            ]
+            groups.append(nn.Sequential(*layers))
+            channels = width
+        self.groups = nn.ModuleList(groups)
+        self.head_act = (
+            nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU()) if block == "preact" else nn.Identity()
+        )
+        self.fc = nn.Linear(channels, num_classes)
+        self.feature_channels: tuple[int, ...] = widths
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        out = self.stem_act(self.stem(x))
+        features = []
+        for group in self.groups:
+            out = group(out)
+            features.append(out)
+        out = self.head_act(out).mean(dim=(2, 3))
+        return self.fc(out), features
+
+
+# --------------------------------------------------------------------------- small CNNs
+
+
+class SmallCNN(nn.Module):
+    """Three conv-BN-ReLU stages, global average pooling and a linear classifier.
+
+    For the embedded datasets: 2-D for scikit-learn digits (1x8x8, features at 8x8, 4x4,
+    2x2 with 3x3 kernels) and 1-D for MNIST-1D (1x40, features at 40, 20, 10 with kernel 5).
+    Stages 2 and 3 downsample with stride 2, so nets of any widths give features of the same
+    sizes and teacher and student can be matched position by position.
+    """
+
+    def __init__(
+        self, dim: int, num_classes: int, in_channels: int, channels: Sequence[int]
+    ) -> None:
+        super().__init__()
+        if dim not in (1, 2):
+            raise ConfigError(f"SmallCNN dimension {dim} is invalid: it must be 1 or 2")
+        channels = tuple(channels)
+        if len(channels) != 3 or not all(isinstance(c, int) and c > 0 for c in channels):
+            raise ConfigError(f"channels {channels} is invalid: give three positive integers")
+        conv, bn = (nn.Conv1d, nn.BatchNorm1d) if dim == 1 else (nn.Conv2d, nn.BatchNorm2d)
+        kernel = 5 if dim == 1 else 3
+        stages = []
+        previous = in_channels
+        for width, stride in zip(channels, (1, 2, 2)):
+            stages.append(
+                nn.Sequential(
+                    conv(previous, width, kernel, stride=stride, padding=kernel // 2, bias=False),
+                    bn(width),
+                    nn.ReLU(),
+                )
+            )
+            previous = width
+        self.stages = nn.ModuleList(stages)
+        self.fc = nn.Linear(previous, num_classes)
+        self.feature_channels: tuple[int, ...] = channels
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return self.fc(x.flatten(2).mean(dim=2)), features
+
+
+# --------------------------------------------------------------------------- torchvision ResNets
+
+
+def resnet_weights(name: str) -> tvm.WeightsEnum:
+    """The torchvision ImageNet weights that ``pretrained=True`` loads for ResNet ``name``."""
+    return RESNET_WEIGHTS[check_name("ResNet", name, RESNET_WEIGHTS)]
+
+
+class ResNetFeatures(nn.Module):
+    """A torchvision ResNet that also returns its four stage outputs (layer1 to layer4)."""
+
+    def __init__(self, net: tvm.ResNet) -> None:
+        super().__init__()
+        self.net = net
+        self.feature_channels: tuple[int, ...] = tuple(
+            _stage_channels(getattr(net, f"layer{i}")) for i in range(1, 5)
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        features = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            x = layer(x)
+            features.append(x)
+        return net.fc(net.avgpool(x).flatten(1)), features
+
+
+def _stage_channels(layer: nn.Sequential) -> int:
+    """The output channels of a torchvision ResNet stage (its last block's last BatchNorm)."""
+    last = layer[-1]
+    return (last.bn3 if isinstance(last, tvm.resnet.Bottleneck) else last.bn2).num_features
+
+
+def build_resnet(
+    name: str, num_classes: int, in_channels: int = 3, pretrained: bool = False
+) -> ResNetFeatures:
+    """torchvision ResNet ``name`` with a ``num_classes`` head, from ImageNet weights if ``pretrained``.
+
+    Randomly initialised nets keep torchvision's own initialisation. A pretrained net gets a
+    fresh linear head; other input channel counts replace the stem and so need ``pretrained=False``.
+    """
+    check_name("ResNet", name, RESNET_WEIGHTS)
+    if pretrained and in_channels != 3:
+        raise ConfigError(f"pretrained {name} takes 3 input channels, not {in_channels}")
+    constructor: Callable[..., tvm.ResNet] = getattr(tvm, name)
+    if pretrained:
+        net = constructor(weights=resnet_weights(name))
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+    else:
+        net = constructor(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    return ResNetFeatures(net)
+
+
+# --------------------------------------------------------------------------- the registry
+
+WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
+MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "wrn": ("block", "dropout"),
+    "cnn": ("channels",),
+    "resnet": ("pretrained",),
+}
+"""The options each family of models accepts as keyword arguments of :func:`build_model`."""
+
+
+def model_names() -> list[str]:
+    """The registered model names; ``wrn-<depth>-<widen>`` stands for every WRN."""
+    cnns = [f"cnn{d}{preset}" for d in ("1d", "2d") for preset in ("", *(f"-{p}" for p in CNN_PRESETS))]
+    return ["wrn-<depth>-<widen>", *cnns, *RESNET_WEIGHTS]
+
+
+def build_model(name: str, num_classes: int, in_channels: int = 3, **options: object) -> nn.Module:
+    """Build model ``name`` (see :func:`model_names`) for ``num_classes`` classes.
+
+    Options: WRN ``dropout`` (0.0) and ``block`` ("preact" or "post"); small CNN ``channels``
+    (three stage widths, default those of the preset; required for plain ``cnn1d``/``cnn2d``);
+    ResNet ``pretrained`` (False).
+    """
+    if not name.startswith("wrn-"):
+        check_name("model", name, model_names())
+    family = "wrn" if name.startswith("wrn-") else "cnn" if name.startswith("cnn") else "resnet"
+    unknown = sorted(set(options) - set(MODEL_OPTIONS[family]))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"valid options: {', '.join(MODEL_OPTIONS[family])}"
+        )
+    if num_classes < 1 or in_channels < 1:
+        raise ConfigError(
+            f"num_classes ({num_classes}) and in_channels ({in_channels}) must be positive"
+        )
+    if family == "wrn":
+        match = WRN_NAME.fullmatch(name)
+        if match is None:
+            raise ConfigError(
+                f"model name {name!r} is invalid: WRNs are named wrn-<depth>-<widen>, e.g. wrn-40-2"
+            )
+        depth, widen = map(int, match.groups())
+        return WideResNet(depth, widen, num_classes, in_channels, **options)
+    if family == "cnn":
+        kind, _, preset = name.partition("-")
+        if "channels" not in options and not preset:
+            raise ConfigError(
+                f"model {name!r} needs channels=(a, b, c), or use {kind}-teacher or {kind}-student"
+            )
+        channels = options.get("channels", CNN_PRESETS.get(preset))
+        return SmallCNN(int(kind[3]), num_classes, in_channels, channels)
+    return build_resnet(name, num_classes, in_channels, **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
