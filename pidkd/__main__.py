@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 last = runs.groupby("key").tail(1).set_index("key")
                 print(last[experiment.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
         else:
-            print(data.download(args.dataset, args.root))
+            folder = data.download(args.dataset, args.root)
+            print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)
     except PidkdError as error:
         print(f"pidkd: error: {error}", file=sys.stderr)
         return 2

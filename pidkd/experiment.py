@@ -254,11 +254,13 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
     train = _load(config.dataset, True, config.samples_per_class, config.augment)
     test = _load(config.dataset, False)
     student = _network(config.model, config.dataset, config.seed, config.options)
+    info = data.dataset_info(config.dataset)
     method = build_method(
         config.method,
         student_channels=student.feature_channels,
         teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
-        num_classes=data.dataset_info(config.dataset).num_classes,
+        num_classes=info.num_classes,
+        dims=len(info.input_shape) - 1,
         **dict(config.params),
     )
     rows = fit(

@@ -1,0 +1,319 @@
+"""The datasets: a registry saying what each one is, loaders whose items are ``(x, y)`` with a
+float tensor ``x`` and an int label ``y``, per-class subsets, and seeded batch iteration.
+
+``digits`` (scikit-learn) and ``mnist1d`` (generated) are embedded: they need no files and no
+network. CIFAR-10/100 download into ``root`` on request; CUB-200-2011 must be placed there by
+hand (see ``data/README.md``).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torchvision import datasets as tvd
+from torchvision import transforms as T
+
+from .errors import ConfigError, DatasetNotFoundError, check_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset; ``embedded`` ones need no files or network."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_shape: tuple[int, ...]
+    embedded: bool
+
+
+DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({info.name: info for info in (
+    DatasetInfo("digits", 10, 1, (1, 8, 8), embedded=True),
+    DatasetInfo("mnist1d", 10, 1, (1, 40), embedded=True),
+    DatasetInfo("cifar10", 10, 3, (3, 32, 32), embedded=False),
+    DatasetInfo("cifar100", 100, 3, (3, 32, 32), embedded=False),
+    DatasetInfo("cub200", 200, 3, (3, 224, 224), embedded=False),
+)})
+"""Every dataset by name. CUB's input shape is the one at the default ``image_size`` of 224."""
+
+CIFAR_STATS: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = MappingProxyType({
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+})
+"""Per-channel mean and standard deviation of each CIFAR training set (pixels in [0, 1])."""
+
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+"""The ImageNet mean and standard deviation that pretrained torchvision models expect."""
+
+CUB_URL = "https://data.caltech.edu/records/65de6-vh018"
+"""Where CUB_200_2011.tgz is published (Caltech data repository)."""
+
+_CIFAR_CLASSES = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name``; an unknown name raises a ConfigError listing the valid ones."""
+    return DATASETS[check_name("dataset", name, DATASETS)]
+
+
+def load_dataset(
+    name: str,
+    *,
+    train: bool,
+    root: str | Path = "data",
+    samples_per_class: int | None = None,
+    augment: bool = False,
+    download: bool = False,
+    seed: int = 0,
+    image_size: int = 224,
+) -> Dataset:
+    """The training or test split of dataset ``name``.
+
+    ``root`` is where file-backed datasets live; ``augment`` adds random crops and flips to the
+    training split of image datasets (the test split is never augmented); ``download`` fetches
+    CIFAR if it is missing; ``image_size`` is CUB's crop side. ``samples_per_class`` keeps at
+    most that many examples of each class, chosen by ``seed`` (see :func:`per_class_subset`).
+    Embedded datasets come as a ``TensorDataset``.
+    """
+    check_name("dataset", name, DATASETS)
+    if augment and DATASETS[name].embedded:
+        raise ConfigError(f"augment=True is not defined for {name!r}; only cifar10, cifar100 and cub200 augment")
+    if name == "digits":
+        dataset = _tensor_dataset(*_digits_arrays(train))
+    elif name == "mnist1d":
+        dataset = _tensor_dataset(*_mnist1d_arrays(train))
+    elif name in _CIFAR_CLASSES:
+        dataset = _cifar(name, Path(root), train=train, augment=augment, download=download)
+    else:
+        dataset = CUB200(root, train=train, transform=_cub_transform(train and augment, image_size))
+    if samples_per_class is not None:
+        dataset = per_class_subset(dataset, samples_per_class, seed=seed)
+    return dataset
+
+
+def download(name: str, root: str | Path = "data") -> Path | None:
+    """Make sure dataset ``name`` is on disk under ``root`` and return its folder.
+
+    CIFAR is downloaded (and its checksums verified) by torchvision; CUB cannot be fetched
+    automatically, so a missing CUB raises a DatasetNotFoundError saying where to get it.
+    Embedded datasets need nothing: returns None.
+    """
+    check_name("dataset", name, DATASETS)
+    root = Path(root)
+    if DATASETS[name].embedded:
+        return None
+    if name in _CIFAR_CLASSES:
+        cls = _CIFAR_CLASSES[name]
+        cls(root, train=True, download=True)
+        log.info("%s is ready in %s", name, root / cls.base_folder)
+        return root / cls.base_folder
+    CUB200(root, train=True)  # raises with instructions when the files are missing
+    return root / CUB200.base_folder
+
+
+def per_class_subset(dataset: Dataset, samples_per_class: int, *, seed: int = 0) -> Dataset:
+    """The first ``samples_per_class`` examples of each class after a permutation seeded by ``seed``.
+
+    A class with fewer examples keeps them all. Indices stay in dataset order. A TensorDataset
+    gives a TensorDataset (so the fast batching path still applies), anything else a Subset.
+    """
+    if samples_per_class <= 0:
+        raise ConfigError(f"samples_per_class must be positive, not {samples_per_class}")
+    labels = targets(dataset)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    chosen = torch.cat([order[labels[order] == c][:samples_per_class] for c in labels.unique()])
+    chosen = chosen.sort().values
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(*(t[chosen] for t in dataset.tensors))
+    return Subset(dataset, chosen.tolist())
+
+
+def targets(dataset: Dataset) -> Tensor:
+    """The int64 labels of every example, read without loading images where the dataset allows."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].to(torch.int64)
+    if isinstance(dataset, Subset):
+        return targets(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.int64)]
+    if hasattr(dataset, "targets"):
+        return torch.as_tensor(dataset.targets, dtype=torch.int64)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.int64)
+
+
+def batches(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int | None = None,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    drop_last: bool = False,
+) -> TensorBatches | DataLoader:
+    """An iterable of ``(x, y)`` batches with ``len`` equal to the number of batches.
+
+    The order comes from one ``torch.Generator`` seeded with ``seed`` (the global generator when
+    None): each pass over the result draws a new order, and the sequence of orders is fixed by
+    the seed. A TensorDataset is batched by indexing its tensors directly; anything else goes
+    through a DataLoader.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive, not {batch_size}")
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    pin_memory = pin_memory and torch.cuda.is_available()
+    if isinstance(dataset, TensorDataset):
+        return TensorBatches(dataset, batch_size, shuffle=shuffle, generator=generator,
+                             pin_memory=pin_memory, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+                      persistent_workers=num_workers > 0)
+
+
+class TensorBatches:
+    """Batches of a TensorDataset taken by indexing its tensors with a permutation, which avoids
+    the per-example Python calls of a DataLoader on small in-memory datasets."""
+
+    def __init__(self, dataset: TensorDataset, batch_size: int, *, shuffle: bool,
+                 generator: torch.Generator | None, pin_memory: bool, drop_last: bool) -> None:
+        self.tensors = dataset.tensors
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.pin_memory = pin_memory
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        n = len(self.tensors[0])
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            batch = tuple(t[index] for t in self.tensors)
+            yield tuple(t.pin_memory() for t in batch) if self.pin_memory else batch
+
+
+class CUB200(Dataset):
+    """CUB-200-2011 read from its official layout under ``root/CUB_200_2011`` (torchvision has
+    no class for it): the split from ``train_test_split.txt``, labels 0-based, images as RGB."""
+
+    base_folder = "CUB_200_2011"
+
+    def __init__(self, root: str | Path, *, train: bool,
+                 transform: Callable[[Image.Image], Tensor] | None = None) -> None:
+        self.folder = Path(root) / self.base_folder
+        self.transform = transform
+        paths, labels, is_train = (
+            self._read_table(file)
+            for file in ("images.txt", "image_class_labels.txt", "train_test_split.txt"))
+        ids = sorted(i for i, flag in is_train.items() if (flag == "1") == train)
+        self.samples = [(self.folder / "images" / paths[i], int(labels[i]) - 1) for i in ids]
+        self.targets = [label for _, label in self.samples]
+
+    def _read_table(self, file: str) -> dict[int, str]:
+        """One of CUB's ``<image id> <value>`` text files as a dict."""
+        path = self.folder / file
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"CUB-200-2011 not found: {path} is missing. It cannot be downloaded automatically: "
+                f"get CUB_200_2011.tgz from {CUB_URL} and extract it into {self.folder.parent} "
+                f"(tar -xzf CUB_200_2011.tgz -C {self.folder.parent}) so that {self.folder} holds "
+                "images.txt, image_class_labels.txt, train_test_split.txt and images/")
+        rows = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+        return {int(key): value.strip() for key, value in rows}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform else image), label
+
+
+def _digits_arrays(train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The digits images and labels of one split."""
+    x_train, x_test, y_train, y_test = _digits_splits()
+    return (x_train, y_train) if train else (x_test, y_test)
+
+
+@functools.lru_cache(maxsize=None)
+def _digits_splits() -> tuple[np.ndarray, ...]:
+    """scikit-learn's 1797 8x8 digits scaled to [0, 1], split 70/30 stratified with a fixed
+    seed, so every run sees the same split whatever its own seed."""
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    return tuple(train_test_split(x, digits.target, test_size=0.3, stratify=digits.target, random_state=0))
+
+
+def _mnist1d_arrays(train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST-1D signals and labels of one split."""
+    data = _mnist1d_generated()
+    x, y = (data["x"], data["y"]) if train else (data["x_test"], data["y_test"])
+    return x.astype(np.float32)[:, None], y
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist1d_generated() -> dict[str, np.ndarray]:
+    """MNIST-1D generated offline with its default arguments (seed 42, 4000 train / 1000 test),
+    once per process.
+
+    ``make_dataset`` reseeds Python's and NumPy's global generators; their states are restored
+    so loading has no effect on anything else a run draws.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset  # imports matplotlib: only when used
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        return make_dataset(get_dataset_args())
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def _tensor_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+    """Fresh float32 / int64 tensors (copies, so the cached arrays cannot be changed through them)."""
+    return TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))
+
+
+def _cifar(name: str, root: Path, *, train: bool, augment: bool, download: bool) -> tvd.CIFAR10:
+    """torchvision's CIFAR-10/100 normalised per channel, with crop-and-flip on augmented training data."""
+    cls = _CIFAR_CLASSES[name]
+    mean, std = CIFAR_STATS[name]
+    steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train and augment else []
+    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
+    try:
+        return cls(root, train=train, download=download, transform=transform)
+    except RuntimeError as err:
+        if "not found or corrupted" not in str(err):
+            raise
+        raise DatasetNotFoundError(
+            f"{name} not found (or corrupted) in {root / cls.base_folder}: pass download=True, "
+            f"or run `python -m pidkd download {name}`") from err
+
+
+def _cub_transform(augment: bool, image_size: int) -> Callable[[Image.Image], Tensor]:
+    """ImageNet-normalised crops: random resized crops and flips when augmenting, else a
+    resize to 256/224 of the crop side and a centre crop (the standard evaluation transform)."""
+    if augment:
+        steps = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
+    else:
+        steps = [T.Resize(int(image_size * 256 / 224)), T.CenterCrop(image_size)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(*IMAGENET_STATS)])

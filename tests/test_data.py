@@ -1,0 +1,328 @@
+"""Tests of pidkd.data: embedded datasets, CIFAR and CUB on tiny files in their real on-disk
+formats, per-class subsets, missing-data errors, and seeded batching."""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar
+from PIL import Image
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from pidkd import data
+from pidkd.errors import ConfigError, DatasetNotFoundError
+
+
+def _counts(labels: torch.Tensor, num_classes: int) -> list[int]:
+    return torch.bincount(labels, minlength=num_classes).tolist()
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+def test_registry_names_and_info():
+    assert set(data.DATASETS) == {"digits", "mnist1d", "cifar10", "cifar100", "cub200"}
+    assert data.dataset_info("cifar100").num_classes == 100
+    assert data.dataset_info("digits").embedded and not data.dataset_info("cub200").embedded
+    assert all(info.in_channels == info.input_shape[0] for info in data.DATASETS.values())
+
+
+@pytest.mark.parametrize("call", [
+    lambda: data.dataset_info("imagenet"),
+    lambda: data.load_dataset("imagenet", train=True),
+    lambda: data.download("imagenet"),
+])
+def test_unknown_name_lists_valid_names(call):
+    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'; valid names: .*cifar10.*digits"):
+        call()
+
+
+# --- embedded datasets --------------------------------------------------------------------
+
+
+def test_digits_split_shapes_and_values():
+    train, test = data.load_dataset("digits", train=True), data.load_dataset("digits", train=False)
+    assert isinstance(train, TensorDataset) and isinstance(test, TensorDataset)
+    assert (len(train), len(test)) == (1257, 540)
+    x, y = train.tensors
+    assert x.shape == (1257, *data.dataset_info("digits").input_shape)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.min() == 0 and x.max() == 1
+    assert min(_counts(y, 10)) >= 120 and min(_counts(test.tensors[1], 10)) >= 50  # stratified
+
+
+def test_digits_split_is_fixed_whatever_the_seed():
+    a = data.load_dataset("digits", train=False, seed=0)
+    b = data.load_dataset("digits", train=False, seed=7)
+    assert all(torch.equal(s, t) for s, t in zip(a.tensors, b.tensors))
+    a.tensors[0].zero_()  # a caller's in-place change does not reach the cache
+    assert data.load_dataset("digits", train=False).tensors[0].max() == 1
+
+
+def test_mnist1d_leaves_global_rngs_untouched():
+    data._mnist1d_generated.cache_clear()
+    random.seed(123)
+    np.random.seed(123)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    data.load_dataset("mnist1d", train=True)
+    assert random.getstate() == python_state
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
+
+
+def test_mnist1d_split_shapes_and_determinism():
+    train, test = data.load_dataset("mnist1d", train=True), data.load_dataset("mnist1d", train=False)
+    assert (len(train), len(test)) == (4000, 1000)
+    x, y = train.tensors
+    assert x.shape == (4000, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert set(y.tolist()) == set(range(10))
+    data._mnist1d_generated.cache_clear()
+    again = data.load_dataset("mnist1d", train=False)
+    assert all(torch.equal(s, t) for s, t in zip(test.tensors, again.tensors))
+
+
+def test_augment_is_refused_for_embedded_datasets():
+    with pytest.raises(ConfigError, match="augment"):
+        data.load_dataset("digits", train=True, augment=True)
+
+
+# --- per-class subsets --------------------------------------------------------------------
+
+
+def test_samples_per_class_is_balanced_and_seeded():
+    full = data.load_dataset("digits", train=True)
+    sub = data.load_dataset("digits", train=True, samples_per_class=5, seed=1)
+    assert isinstance(sub, TensorDataset) and len(sub) == 50
+    assert _counts(sub.tensors[1], 10) == [5] * 10
+    same = data.load_dataset("digits", train=True, samples_per_class=5, seed=1)
+    other = data.load_dataset("digits", train=True, samples_per_class=5, seed=2)
+    assert torch.equal(sub.tensors[0], same.tensors[0])
+    assert not torch.equal(sub.tensors[0], other.tensors[0])
+    rows = {tuple(r.flatten().tolist()) for r in full.tensors[0]}
+    assert all(tuple(r.flatten().tolist()) in rows for r in sub.tensors[0])
+
+
+def test_samples_per_class_larger_than_a_class_keeps_it_all():
+    full = data.load_dataset("digits", train=False)
+    sub = data.load_dataset("digits", train=False, samples_per_class=10_000)
+    assert torch.equal(sub.tensors[1], full.tensors[1])
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_samples_per_class_must_be_positive(k):
+    with pytest.raises(ConfigError, match="samples_per_class"):
+        data.load_dataset("digits", train=True, samples_per_class=k)
+
+
+# --- CIFAR on tiny files in the real format -------------------------------------------------
+
+
+def _write_pickle(obj: dict, path: Path) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def _write_cifar(root: Path, name: str, per_batch: int = 4) -> dict[str, np.ndarray]:
+    """CIFAR files as torchvision reads them (five train batches for CIFAR-10, one for CIFAR-100)."""
+    rng = np.random.default_rng(0)
+    num_classes = data.dataset_info(name).num_classes
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    if name == "cifar100":
+        names = ["train", "test"]
+    folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    folder.mkdir(parents=True)
+    written: dict[str, list] = {"train_x": [], "train_y": [], "test_x": [], "test_y": []}
+    for file in names:
+        x = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        y = rng.integers(0, num_classes, size=per_batch).tolist()
+        split = "test" if "test" in file else "train"
+        written[f"{split}_x"].append(x)
+        written[f"{split}_y"].extend(y)
+        if name == "cifar10":
+            _write_pickle({"data": x, "labels": y}, folder / file)
+        else:
+            _write_pickle({"data": x, "fine_labels": y, "coarse_labels": [c // 5 for c in y]}, folder / file)
+    if name == "cifar10":
+        _write_pickle({"label_names": [f"c{i}" for i in range(10)]}, folder / "batches.meta")
+    else:
+        _write_pickle({"fine_label_names": [f"f{i}" for i in range(100)],
+                       "coarse_label_names": [f"c{i}" for i in range(20)]}, folder / "meta")
+    return {k: np.concatenate(v) if k.endswith("_x") else np.array(v) for k, v in written.items()}
+
+
+@pytest.fixture
+def no_md5(monkeypatch):
+    """torchvision checks CIFAR's MD5 sums; tiny fake files only need to exist (as torchvision's own tests do)."""
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
+                        lambda fpath, md5=None: os.path.isfile(fpath))
+
+
+@pytest.mark.parametrize("name,train_size", [("cifar10", 20), ("cifar100", 4)])
+def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_size):
+    written = _write_cifar(tmp_path, name)
+    train = data.load_dataset(name, train=True, root=tmp_path)
+    test = data.load_dataset(name, train=False, root=tmp_path)
+    assert (len(train), len(test)) == (train_size, 4)
+    assert data.targets(train).tolist() == written["train_y"].tolist()
+    mean, std = (torch.tensor(v)[:, None, None] for v in data.CIFAR_STATS[name])
+    for i in range(len(test)):
+        x, y = test[i]
+        assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+        assert y == written["test_y"][i]
+        pixels = torch.from_numpy(written["test_x"][i].reshape(3, 32, 32)).float() / 255
+        torch.testing.assert_close(x, (pixels - mean) / std)
+
+
+def test_cifar_augmentation_keeps_shape_and_changes_images(tmp_path, no_md5):
+    _write_cifar(tmp_path, "cifar10")
+    plain = data.load_dataset("cifar10", train=True, root=tmp_path)
+    augmented = data.load_dataset("cifar10", train=True, root=tmp_path, augment=True)
+    torch.manual_seed(0)
+    draws = [augmented[0][0] for _ in range(8)]
+    assert all(x.shape == (3, 32, 32) for x in draws)
+    assert any(not torch.equal(x, plain[0][0]) for x in draws)
+    test = data.load_dataset("cifar10", train=False, root=tmp_path, augment=True)
+    assert torch.equal(test[0][0], data.load_dataset("cifar10", train=False, root=tmp_path)[0][0])
+
+
+def test_cifar_subset_is_a_subset(tmp_path, no_md5):
+    _write_cifar(tmp_path, "cifar10")
+    sub = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1)
+    assert isinstance(sub, Subset)
+    labels = data.targets(sub)
+    assert len(labels) == len(set(labels.tolist())) == len(set(data.targets(sub.dataset).tolist()))
+    assert [sub[i][1] for i in range(len(sub))] == labels.tolist()
+
+
+def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):
+    _write_cifar(tmp_path, "cifar100")
+    assert data.download("cifar100", tmp_path) == tmp_path / "cifar-100-python"
+    assert data.download("digits", tmp_path) is None
+
+
+@pytest.mark.parametrize("name,folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+def test_missing_cifar_names_folder_and_fix(tmp_path, name, folder):
+    with pytest.raises(DatasetNotFoundError) as info:
+        data.load_dataset(name, train=True, root=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / folder) in message
+    assert "download=True" in message and f"python -m pidkd download {name}" in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+# --- CUB on a tiny fake CUB_200_2011 folder -------------------------------------------------
+
+
+def _write_cub(root: Path) -> Path:
+    """Three classes, two training and one test image each, one of them greyscale."""
+    folder = root / "CUB_200_2011"
+    images, labels, split = [], [], []
+    image_id = 0
+    for label in (1, 2, 3):
+        class_dir = f"{label:03d}.Bird_{label}"
+        (folder / "images" / class_dir).mkdir(parents=True)
+        for k in range(3):
+            image_id += 1
+            file = f"{class_dir}/Bird_{label}_{k}.jpg"
+            mode = "L" if image_id == 1 else "RGB"
+            Image.new(mode, (40 + 7 * k, 30 + 5 * label), color=10 * image_id).save(folder / "images" / file)
+            images.append(f"{image_id} {file}")
+            labels.append(f"{image_id} {label}")
+            split.append(f"{image_id} {int(k < 2)}")
+    for name, lines in (("images.txt", images), ("image_class_labels.txt", labels), ("train_test_split.txt", split)):
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_cub_split_labels_and_image_size(tmp_path, augment):
+    _write_cub(tmp_path)
+    train = data.load_dataset("cub200", train=True, root=tmp_path, image_size=32, augment=augment)
+    test = data.load_dataset("cub200", train=False, root=tmp_path, image_size=32, augment=augment)
+    assert (len(train), len(test)) == (6, 3)
+    assert data.targets(train).tolist() == [0, 0, 1, 1, 2, 2]
+    assert data.targets(test).tolist() == [0, 1, 2]
+    for dataset in (train, test):
+        for i in range(len(dataset)):
+            x, y = dataset[i]
+            assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y == data.targets(dataset)[i]
+
+
+def test_cub_subset_and_download(tmp_path):
+    folder = _write_cub(tmp_path)
+    sub = data.load_dataset("cub200", train=True, root=tmp_path, samples_per_class=1, image_size=16)
+    assert isinstance(sub, Subset) and data.targets(sub).tolist() == [0, 1, 2]
+    assert data.download("cub200", tmp_path) == folder
+
+
+@pytest.mark.parametrize("remove", [None, "train_test_split.txt"])
+def test_missing_cub_names_folder_and_source(tmp_path, remove):
+    if remove:
+        (_write_cub(tmp_path) / remove).unlink()
+    for call in (lambda: data.load_dataset("cub200", train=True, root=tmp_path),
+                 lambda: data.download("cub200", tmp_path)):
+        with pytest.raises(DatasetNotFoundError) as info:
+            call()
+        message = str(info.value)
+        assert str(tmp_path / "CUB_200_2011") in message
+        assert data.CUB_URL in message and "CUB_200_2011.tgz" in message
+
+
+# --- targets and batches ------------------------------------------------------------------
+
+
+class _Numbered(Dataset):
+    """A dataset that is not a TensorDataset: item i is (tensor([i]), i % 3)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.tensor([float(i)]), i % 3
+
+
+def _tensor_numbered(n: int) -> TensorDataset:
+    return TensorDataset(torch.arange(n, dtype=torch.float32)[:, None], torch.arange(n) % 3)
+
+
+def test_targets_without_a_targets_attribute():
+    assert data.targets(_Numbered(5)).tolist() == [0, 1, 2, 0, 1]
+    assert data.targets(Subset(_tensor_numbered(5), [4, 0])).tolist() == [1, 0]
+
+
+def _order(batches) -> list[int]:
+    return [int(v) for x, _ in batches for v in x.flatten()]
+
+
+@pytest.mark.parametrize("make", [_tensor_numbered, _Numbered])
+def test_batches_are_seeded_and_cover_every_example_once(make):
+    dataset = make(23)
+    first = _order(data.batches(dataset, 5, shuffle=True, seed=3))
+    assert sorted(first) == list(range(23))
+    assert first == _order(data.batches(dataset, 5, shuffle=True, seed=3))
+    assert first != _order(data.batches(dataset, 5, shuffle=True, seed=4))
+    assert _order(data.batches(dataset, 5, shuffle=False)) == list(range(23))
+    passes = data.batches(dataset, 5, shuffle=True, seed=3)
+    assert _order(passes) == first and _order(passes) != first  # a new order each pass
+    for x, y in data.batches(dataset, 5, shuffle=True, seed=0):
+        assert y.dtype == torch.int64 and torch.equal(y, x[:, 0].long() % 3)
+
+
+@pytest.mark.parametrize("make", [_tensor_numbered, _Numbered])
+@pytest.mark.parametrize("drop_last,expected", [(False, [5, 5, 5, 5, 3]), (True, [5, 5, 5, 5])])
+def test_batches_len_and_sizes(make, drop_last, expected):
+    batches = data.batches(make(23), 5, shuffle=True, seed=0, drop_last=drop_last)
+    assert len(batches) == len(expected)
+    assert [len(y) for _, y in batches] == expected
+
+
+def test_batches_reject_a_bad_batch_size():
+    with pytest.raises(ConfigError, match="batch_size"):
+        data.batches(_tensor_numbered(3), 0, shuffle=False)
