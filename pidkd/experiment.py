@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,13 +19,14 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
+from tqdm.auto import tqdm
 
 from . import data
 from .errors import CheckpointError, ConfigError, check_name
 from .methods import METHODS, build_method
 from .models import build_model
 from .teachers import KINDS, Noise, Teacher, reestimate_batchnorm
-from .train import Recipe, fit, load_checkpoint, resolve_device
+from .train import Recipe, fit, load_checkpoint, representations, resolve_device, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ class Config:
     options: Items = ()
     samples_per_class: int | None = None
     augment: bool = False
+    pid_epochs: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
@@ -140,7 +145,10 @@ def resolve(
     overrides: dict[str, Any] | None = None,
 ) -> Config:
     """The Config of one grid point. A baseline run has no teacher, so all teacher kinds share it."""
-    spec = load_profile(profile, overrides)
+    return _resolve(load_profile(profile, overrides), dataset, teacher, method, seed)
+
+
+def _resolve(spec: dict[str, Any], dataset: str, teacher: str, method: str, seed: int) -> Config:
     check_name("dataset", dataset, spec["datasets"])
     check_name("teacher kind", teacher, KINDS)
     check_name("method", method, METHODS)
@@ -174,7 +182,21 @@ def resolve(
         options=_items(entry.get("student_options")),
         samples_per_class=entry.get("samples_per_class"),
         augment=entry.get("augment", False),
+        pid_epochs=tuple(training.get("pid_epochs", ())),
     )
+
+
+def grid(profile: str, overrides: dict[str, Any] | None = None) -> list[Config]:
+    """Every run of a profile's grid (datasets x teachers x methods x seeds), each once."""
+    spec = load_profile(profile, overrides)
+    points = itertools.product(
+        spec["grid"]["datasets"], spec["grid"]["teachers"], spec["grid"]["methods"], spec["seeds"]
+    )
+    configs = {}
+    for dataset, teacher, method, seed in points:
+        config = _resolve(spec, dataset, teacher, method, seed)
+        configs.setdefault(config.key, config)
+    return list(configs.values())
 
 
 def results_root(root: str | Path | None = None) -> Path:
@@ -263,6 +285,13 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
         dims=len(info.input_shape) - 1,
         **dict(config.params),
     )
+    saved = directory / "representations"
+
+    def save_representations(epoch: int, network: torch.nn.Module) -> None:
+        if epoch in config.pid_epochs:
+            saved.mkdir(exist_ok=True)
+            save_atomic(representations(network, test, torch_device), saved / f"epoch-{epoch:03d}.pt")
+
     rows = fit(
         student,
         method,
@@ -275,6 +304,7 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
         device=torch_device,
         checkpoint=directory / "checkpoint.pt",
         progress=progress,
+        after_epoch=save_representations,
     )
     metrics = pd.DataFrame(rows)
     _write_atomic(metrics_path, metrics.to_csv(index=False))
@@ -312,3 +342,50 @@ def collect_runs(profile: str, root: str | Path | None = None, write: bool = Tru
     if write and frames:
         _write_atomic(base / "runs.csv", runs.to_csv(index=False))
     return runs
+
+
+def is_finished(config: Config, root: str | Path | None = None) -> bool:
+    return (run_dir(config, root) / "metrics.csv").exists()
+
+
+def run_grid(
+    configs: list[Config], jobs: int = 1, root: str | Path | None = None, device: str = "auto", progress: bool = True
+) -> list[Run]:
+    """Run ``configs`` (trained teachers first, since students need them) in ``jobs`` processes.
+
+    Finished runs are skipped; each worker trains one run at a time on one CPU thread.
+    """
+    root = results_root(root).resolve()
+    teachers = {c.teacher.run.key: c.teacher.run for c in configs if c.teacher and c.teacher.run}
+    for stage in (list(teachers.values()), configs):
+        todo = [c for c in dict.fromkeys(stage) if not is_finished(c, root)]
+        if jobs <= 1 or len(todo) <= 1:
+            for config in tqdm(todo, desc="runs", disable=not progress):
+                run(config, root=root, device=device, progress=False)
+            continue
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run, c, root, device, False) for c in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=not progress):
+                future.result()
+    return [run(c, root=root, device=device, progress=False) for c in configs]
+
+
+def load_representations(done: Run, epoch: int) -> list[torch.Tensor]:
+    """The student's per-layer features on the test set saved after ``epoch`` (a PID epoch)."""
+    path = done.directory / "representations" / f"epoch-{epoch:03d}.pt"
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: epoch {epoch} is not among the run's pid_epochs {done.config.pid_epochs}")
+    return load_checkpoint(path)
+
+
+def teacher_representations(
+    config: TeacherConfig, dataset: str, root: str | Path | None = None, device: str = "auto"
+) -> list[torch.Tensor]:
+    """The teacher's per-layer features on the test set, as a student sees them (noisy ones
+    corrupted with a fixed seed)."""
+    teacher = make_teacher(config, dataset, root=root, device=device, progress=False)
+    features = representations(teacher.model, _load(dataset, train=False), resolve_device(device))
+    if teacher.noise is None:
+        return features
+    generator = torch.Generator().manual_seed(0)
+    return [teacher.noise.apply(f, generator) for f in features]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,16 +128,25 @@ def _with_teacher_outputs(dataset: Dataset, teacher: Teacher, device: torch.devi
     return TensorDataset(x, y, logits, *features)
 
 
-def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> float:
-    """Test accuracy of ``model`` on ``dataset``."""
+def _outputs(model: nn.Module, dataset: Dataset, device: torch.device) -> Iterator[tuple[Tensor, list[Tensor], Tensor]]:
+    """(logits, features, labels) of ``model`` in eval and inference mode, batch by batch."""
     model.eval()
-    correct = total = 0
     with torch.inference_mode():
-        for x, y in batches(dataset, batch_size, shuffle=False):
-            logits = model(x.to(device))[0]
-            correct += (logits.argmax(1).cpu() == y).sum().item()
-            total += len(y)
-    return correct / total
+        for x, y in batches(dataset, 512, shuffle=False):
+            logits, features = model(x.to(device))
+            yield logits, features, y
+
+
+def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> float:
+    """Test accuracy of ``model`` on ``dataset``."""
+    correct = sum((logits.argmax(1).cpu() == y).sum().item() for logits, _, y in _outputs(model, dataset, device))
+    return correct / len(dataset)
+
+
+def representations(model: nn.Module, dataset: Dataset, device: torch.device) -> list[Tensor]:
+    """The distilled features of ``model`` for every example of ``dataset``, one tensor a layer, on the CPU."""
+    layers = zip(*(features for _, features, _ in _outputs(model, dataset, device)))
+    return [torch.cat([f.float().cpu() for f in layer]) for layer in layers]
 
 
 @dataclass
@@ -171,8 +181,12 @@ def fit(
     device: str | torch.device = "auto",
     checkpoint: Path | None = None,
     progress: bool = True,
+    after_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> list[dict]:
     """Train ``student`` with ``method`` for ``epochs`` and return one metrics row per epoch.
+
+    ``after_epoch(epoch, student)`` runs after each epoch (1-based) and before its checkpoint,
+    e.g. to save representations for PID measures.
 
     With ``checkpoint``, state is written there atomically after every epoch and training
     resumes from it; each epoch reseeds from ``(seed, epoch)``, so a resumed run ends with the
@@ -244,6 +258,8 @@ def fit(
                 "seconds": time.perf_counter() - began,
             }
         )
+        if after_epoch is not None:
+            after_epoch(epoch + 1, student)
         if checkpoint is not None:
             save_atomic(
                 {

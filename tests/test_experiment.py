@@ -1,7 +1,10 @@
 """Configs from profiles, run keys, cached runs, and runs.csv."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
+import torch
 import pytest
 
 from pidkd import experiment
@@ -86,3 +89,32 @@ def test_runs_csv_gathers_every_run_and_epoch(results):
     required = {"dataset", "teacher", "method", "seed", "epoch", "phase", "test_acc", "train_loss", "seconds"}
     assert required <= set(runs.columns)
     assert sorted(runs.groupby(["method", "teacher"]).size().items()) == [(("baseline", "none"), 2), (("vid", "untrained"), 2)]
+
+
+def test_the_grid_has_each_run_once_and_baselines_are_shared():
+    configs = experiment.grid("embedded", {"seeds": [0, 1]})
+    spec = experiment.load_profile("embedded")["grid"]
+    distilling = len(spec["datasets"]) * len(spec["teachers"]) * (len(spec["methods"]) - 1)
+    assert len(configs) == 2 * (distilling + len(spec["datasets"]))
+    assert len({c.key for c in configs}) == len(configs)
+
+
+def test_run_grid_trains_the_teacher_once_then_the_students_in_parallel(results):
+    overrides = {**FAST, "seeds": [0], "grid": {"datasets": ["digits"], "teachers": ["trained", "noisy"], "methods": ["vid", "kd"]}}
+    configs = experiment.grid("embedded", overrides)
+    runs = experiment.run_grid(configs, jobs=2, device="cpu", progress=False)
+    assert [r.config for r in runs] == configs and all(len(r.metrics) == 2 for r in runs)
+    assert len(list((results / "embedded" / "runs").iterdir())) == len(configs) + 1  # + the teacher
+
+
+def test_representations_are_saved_at_the_pid_epochs(results):
+    config = experiment.resolve("embedded", "digits", "noisy", "rid", 0, {**FAST, "student_training.pid_epochs": [2], "methods.rid.rounds": 1})
+    done = experiment.run(config, device="cpu", progress=False)
+    student = experiment.load_representations(done, 2)
+    teacher = experiment.teacher_representations(config.teacher, "digits", device="cpu")
+    assert [f.shape[1] for f in student] == [8, 16, 32] and [f.shape[1] for f in teacher] == [32, 64, 128]
+    assert len(student[0]) == len(teacher[0]) == 540  # the digits test split
+    clean = experiment.teacher_representations(replace(config.teacher, kind="trained", noise=None), "digits", device="cpu")
+    assert not torch.equal(teacher[2], clean[2])  # the noisy teacher's features are corrupted
+    with pytest.raises(ConfigError, match="not among the run's pid_epochs"):
+        experiment.load_representations(done, 1)
