@@ -38,7 +38,7 @@ def _median_seconds(work, repeats: int) -> float:
 def bench(name: str, teacher_model: str, student_model: str, train, test, dims: int, device, repeats: int) -> None:
     num_classes = int(train.tensors[1].max()) + 1
     in_channels = train.tensors[0].shape[1]
-    recipe = Recipe(batch_size=128)
+    recipe = Recipe(batch_size=128, clip_grad_norm=100.0)  # the paper's recipe for distillation
     torch.manual_seed(0)
     teacher = Teacher(build_model(teacher_model, num_classes, in_channels), "trained").to(device)
 

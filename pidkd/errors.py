@@ -20,6 +20,10 @@ class CheckpointError(PidkdError):
     """A checkpoint or run file that cannot be read (truncated, corrupt, or from another version)."""
 
 
+class DivergenceError(PidkdError, FloatingPointError):
+    """Training produced a non-finite loss."""
+
+
 def check_name(kind: str, name: str, valid: Iterable[str]) -> str:
     """Return ``name`` if it is one of ``valid``; otherwise raise a ConfigError listing them."""
     valid = sorted(valid)

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from .data import batches
-from .errors import CheckpointError, ConfigError, check_name
+from .errors import CheckpointError, ConfigError, DivergenceError, check_name
 from .methods import STUDENT, Method, Outputs
 from .teachers import Teacher
 
@@ -294,7 +294,10 @@ def _step(
     """One optimiser step with optional gradient scaling and gradient-norm clipping."""
     optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"the loss became {loss.item()}; lower the learning rate or the method's weight")
+        raise DivergenceError(
+            f"the loss became {loss.item()}; lower the learning rate or the method's weight, "
+            f"or clip gradients (recipe clip_grad_norm)"
+        )
     scaler = precision.scaler
     (scaler.scale(loss) if scaler else loss).backward()
     if recipe.clip_grad_norm is not None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
-from pidkd.errors import CheckpointError, ConfigError
+from pidkd.errors import CheckpointError, ConfigError, DivergenceError
 from pidkd.methods import build_method
 from pidkd.models import build_model
 from pidkd.teachers import Noise, Teacher
@@ -147,3 +148,11 @@ def test_the_teacher_is_bitwise_unchanged_by_distillation(digits_small, student,
     fit(student, _method("vid", student, teacher), train, test, recipe=RECIPE, epochs=2, seed=0, teacher=teacher, device="cpu", progress=False)
     after = teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_diverging_loss_stops_with_an_actionable_error(digits_small, student):
+    train, test = digits_small
+    x, y = train.tensors
+    poisoned = TensorDataset(x.clone().fill_(float("nan")), y)
+    with pytest.raises(DivergenceError, match="lower the learning rate"):
+        fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
