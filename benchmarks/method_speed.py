@@ -35,7 +35,7 @@ def _median_seconds(work, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(name: str, teacher_model: str, student_model: str, train, test, dims: int, device, repeats: int) -> None:
+def bench(name: str, teacher_model: str, student_model: str, train, test, device, repeats: int) -> None:
     num_classes = int(train.tensors[1].max()) + 1
     in_channels = train.tensors[0].shape[1]
     recipe = Recipe(batch_size=128, clip_grad_norm=100.0)  # the paper's recipe for distillation
@@ -56,7 +56,6 @@ def bench(name: str, teacher_model: str, student_model: str, train, test, dims: 
             student_channels=student.feature_channels,
             teacher_channels=teacher.feature_channels,
             num_classes=num_classes,
-            dims=dims,
             **params,
         )
         fit(student, method, train, test, recipe=recipe, epochs=EPOCHS, seed=0, teacher=teacher, device=device, progress=False)
@@ -79,14 +78,14 @@ def main() -> None:
     device = resolve_device(args.device)
 
     train, test = load_dataset("mnist1d", train=True), load_dataset("mnist1d", train=False)
-    bench("embedded MNIST-1D, cnn1d-teacher -> cnn1d-student", "cnn1d-teacher", "cnn1d-student", train, test, 1, device, args.repeats)
+    bench("embedded MNIST-1D, cnn1d-teacher -> cnn1d-student", "cnn1d-teacher", "cnn1d-student", train, test, device, args.repeats)
 
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.cifar_n + 128, 3, 32, 32, generator=generator)
     labels = torch.randint(0, 10, (args.cifar_n + 128,), generator=generator)
     cifar_train = TensorDataset(images[: args.cifar_n], labels[: args.cifar_n])
     cifar_test = TensorDataset(images[args.cifar_n :], labels[args.cifar_n :])
-    bench("CIFAR-shaped random tensors, wrn-40-2 -> wrn-16-1", "wrn-40-2", "wrn-16-1", cifar_train, cifar_test, 2, device, args.repeats)
+    bench("CIFAR-shaped random tensors, wrn-40-2 -> wrn-16-1", "wrn-40-2", "wrn-16-1", cifar_train, cifar_test, device, args.repeats)
 
 
 if __name__ == "__main__":

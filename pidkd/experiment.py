@@ -221,6 +221,11 @@ class Run:
         return float(self.metrics["test_acc"].iloc[-1])
 
 
+def test_set(dataset: str) -> torch.utils.data.Dataset:
+    """The held-out split of ``dataset``: accuracy and PID measures are taken on it."""
+    return _load(dataset, train=False)
+
+
 def _load(dataset: str, train: bool, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
     """A split of ``dataset`` from ``$PIDKD_DATA`` (default ``data``); subsets are fixed across seeds."""
     root = os.environ.get("PIDKD_DATA", "data")
@@ -274,15 +279,13 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
     if config.teacher is not None:
         teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress)
     train = _load(config.dataset, True, config.samples_per_class, config.augment)
-    test = _load(config.dataset, False)
+    test = test_set(config.dataset)
     student = _network(config.model, config.dataset, config.seed, config.options)
-    info = data.dataset_info(config.dataset)
     method = build_method(
         config.method,
         student_channels=student.feature_channels,
         teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
-        num_classes=info.num_classes,
-        dims=len(info.input_shape) - 1,
+        num_classes=data.dataset_info(config.dataset).num_classes,
         **dict(config.params),
     )
     saved = directory / "representations"
@@ -317,7 +320,33 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-RUN_COLUMNS = ["dataset", "model", "teacher", "method", "seed", "key"]
+RUN_COLUMNS = ["dataset", "model", "teacher", "method", "seed", "noise_sigma", "params", "key"]
+"""The columns that say which run a row of ``runs.csv`` belongs to, before its metrics."""
+
+
+def _labels(config: dict[str, Any], key: str) -> list[Any]:
+    """RUN_COLUMNS of a run from its config as a dict (``dataclasses.asdict`` or config.json)."""
+    teacher = config["teacher"] or {}
+    noise = teacher.get("noise") or {}
+    params = json.dumps(dict(config["params"]), sort_keys=True)
+    return [config["dataset"], config["model"], teacher.get("kind", "none"), config["method"], config["seed"],
+            noise.get("sigma", float("nan")), params, key]
+
+
+def _frame(config: dict[str, Any], key: str, metrics: pd.DataFrame) -> pd.DataFrame:
+    labels = pd.DataFrame([_labels(config, key)] * len(metrics), columns=RUN_COLUMNS)
+    return pd.concat([labels, metrics.reset_index(drop=True)], axis=1)
+
+
+def label_rows(config: Config, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of one run (metrics, measures) with the run's RUN_COLUMNS in front."""
+    return _frame(dataclasses.asdict(config), config.key, rows)
+
+
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run and epoch of ``runs``, labelled with RUN_COLUMNS."""
+    frames = [label_rows(r.config, r.metrics) for r in runs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
 
 
 def collect_runs(profile: str, root: str | Path | None = None, write: bool = True) -> pd.DataFrame:
@@ -332,12 +361,7 @@ def collect_runs(profile: str, root: str | Path | None = None, write: bool = Tru
             config = json.loads(config_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise CheckpointError(f"{config_path} cannot be read ({error}); delete {directory} to rerun it") from error
-        frame = pd.read_csv(metrics_path)
-        teacher = config["teacher"]["kind"] if config["teacher"] else "none"
-        labels = [config["dataset"], config["model"], teacher, config["method"], config["seed"], directory.name]
-        for column, value in zip(RUN_COLUMNS, labels):
-            frame.insert(RUN_COLUMNS.index(column), column, value)
-        frames.append(frame)
+        frames.append(_frame(config, directory.name, pd.read_csv(metrics_path)))
     runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
     if write and frames:
         _write_atomic(base / "runs.csv", runs.to_csv(index=False))
@@ -384,7 +408,7 @@ def teacher_representations(
     """The teacher's per-layer features on the test set, as a student sees them (noisy ones
     corrupted with a fixed seed)."""
     teacher = make_teacher(config, dataset, root=root, device=device, progress=False)
-    features = representations(teacher.model, _load(dataset, train=False), resolve_device(device))
+    features = representations(teacher.model, test_set(dataset), resolve_device(device))
     if teacher.noise is None:
         return features
     generator = torch.Generator().manual_seed(0)

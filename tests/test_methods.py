@@ -11,7 +11,9 @@ from torch import Tensor, nn
 
 from pidkd import experiment
 from pidkd.errors import ConfigError
-from pidkd.methods import FILTER, STUDENT, METHODS, RID, TED, VID, Method, Outputs, build_method
+from pidkd.methods import (
+    FILTER, STUDENT, METHODS, RID, TED, VID, Method, Outputs, Pointwise, build_method,
+)
 
 NUM_CLASSES = 3
 STUDENT_CHANNELS = (2, 4)
@@ -45,13 +47,12 @@ def batch(dims: int, n: int = 8) -> tuple[Tensor, Tensor]:
     return torch.randn(shape), torch.arange(n) % NUM_CLASSES
 
 
-def make(name: str, dims: int = 2, **params: object) -> Method:
+def make(name: str, **params: object) -> Method:
     return build_method(
         name,
         student_channels=STUDENT_CHANNELS,
         teacher_channels=TEACHER_CHANNELS,
         num_classes=NUM_CLASSES,
-        dims=dims,
         **params,
     )
 
@@ -130,8 +131,6 @@ def test_unknown_vid_variant_lists_variants() -> None:
 @pytest.mark.parametrize(
     "name, params",
     [
-        ("vid", {"dims": 3}),
-        ("rid", {"dims": 0}),
         ("rid", {"rounds": 0}),
         ("ted", {"filter_fraction": 1.5}),
         ("kd", {"temperature": 0.0}),
@@ -159,6 +158,35 @@ def test_needs_teacher() -> None:
     assert {name: cls.needs_teacher for name, cls in METHODS.items()} == {
         "baseline": False, "kd": True, "vid": True, "rid": True, "ted": True,
     }
+
+
+# Pointwise stacks
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 3, 5), (6, 4, 7)])
+def test_pointwise_equals_1x1_convolutions(shape: tuple[int, ...]) -> None:
+    """The same outputs and BatchNorm statistics as 1x1 convolutions and BatchNorm over (N, C, *)."""
+    torch.manual_seed(0)
+    pointwise = Pointwise((4, 8, 3))
+    conv, norm = {4: (nn.Conv2d, nn.BatchNorm2d), 3: (nn.Conv1d, nn.BatchNorm1d)}[len(shape)]
+    reference = nn.Sequential(conv(4, 8, 1, bias=False), norm(8), nn.ReLU(), conv(8, 3, 1, bias=False))
+    with torch.no_grad():
+        for mine, theirs in zip(pointwise, reference):
+            if isinstance(mine, nn.Linear):
+                theirs.weight.copy_(mine.weight.view_as(theirs.weight))
+            elif isinstance(mine, nn.BatchNorm1d):
+                theirs.weight.copy_(torch.rand(8))
+                theirs.bias.copy_(torch.randn(8))
+                mine.load_state_dict(theirs.state_dict())
+    x = torch.randn(shape)
+    output = pointwise(x)
+    assert output.shape == (shape[0], 3, *shape[2:])
+    torch.testing.assert_close(output, reference(x), atol=1e-5, rtol=0)
+    for key, value in reference[1].state_dict().items():
+        torch.testing.assert_close(pointwise[1].state_dict()[key], value, atol=1e-5, rtol=0)
+    pointwise.eval()
+    reference.eval()
+    torch.testing.assert_close(pointwise(x), reference(x), atol=1e-5, rtol=0)
 
 
 # Losses against hand computations
@@ -196,15 +224,15 @@ def test_kd_loss_by_hand() -> None:
 def test_vid_community_loss_by_hand(dims: int) -> None:
     """Identity regressor on a positive student feature: r(S) = S, and v starts at exactly 5."""
     method = build_method(
-        "vid", student_channels=(2,), teacher_channels=(2,), num_classes=2,
-        variant="community", dims=dims,
+        "vid", student_channels=(2,), teacher_channels=(2,), num_classes=2, variant="community"
     )
     assert method.weight == 1.0
-    convs = [m for m in method.regressors[0] if isinstance(m, nn.Conv1d | nn.Conv2d)]
-    assert [c.bias for c in convs] == [None] * 3
+    linears = [m for m in method.regressors[0] if isinstance(m, nn.Linear)]
+    assert [m.bias for m in linears] == [None] * 3
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in method.regressors[0])
     with torch.no_grad():
-        for c in convs:
-            c.weight.copy_(torch.eye(2).view(2, 2, *[1] * dims))
+        for m in linears:
+            m.weight.copy_(torch.eye(2))
     shape = (1, 2, 2) if dims == 1 else (1, 2, 2, 1)
     s = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(shape)
     t = torch.tensor([[1.0, 0.0], [3.0, 6.0]]).view(shape)
@@ -223,9 +251,10 @@ def test_vid_paper_regressor_and_loss() -> None:
     method = make("vid", variant="paper", ce_weight=0.5)
     assert method.weight == 100.0
     assert make("vid", variant="paper", weight=7.0).weight == 7.0
-    convs = [m for m in method.regressors[1] if isinstance(m, nn.Conv2d)]
-    assert [tuple(c.weight.shape[:2]) for c in convs] == [(10, 4), (10, 10), (5, 10)]
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in method.regressors[1]) == 2
+    linears = [m for m in method.regressors[1] if isinstance(m, nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(10, 4), (10, 10), (5, 10)]
+    assert [m.bias for m in linears] == [None] * 3
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in method.regressors[1]) == 2
     student, teacher = TinyNet(STUDENT_CHANNELS, 2), TinyNet(TEACHER_CHANNELS, 2)
     x, y = batch(2)
     s_out, t_out = student(x), teacher(x)
@@ -240,25 +269,25 @@ def test_vid_paper_regressor_and_loss() -> None:
     assert (F.softplus(method.variances[1].a) + 1e-3).tolist() == pytest.approx([5.0] * 5, abs=1e-5)
 
 
-def identity_rid(dims: int) -> RID:
+def identity_rid() -> RID:
     """RID on one layer of two channels with f_t(T) = relu(T) (in eval mode), f_s(S) = 0, head
     logits = its bias, and variances v = (2, 0.5)."""
-    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3, dims=dims)
-    eye = torch.eye(2).view(2, 2, *[1] * dims)
+    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3)
+    eye = torch.eye(2)
     bn_eps = method.teacher_filters[0][1].eps
     with torch.no_grad():
         method.teacher_filters[0][0].weight.copy_(eye)
         method.teacher_filters[0][3].weight.copy_(eye * math.sqrt(1 + bn_eps))
         method.student_filters[0][3].weight.zero_()
-        method.heads[0][1].weight.zero_()
-        method.heads[0][1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+        method.heads[0].weight.zero_()
+        method.heads[0].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
         method.variances[0].a.copy_(torch.tensor([math.log(math.expm1(v - 1e-3)) for v in (2.0, 0.5)]))
     return method
 
 
 @pytest.mark.parametrize("dims", [1, 2])
 def test_rid_student_loss_by_hand(dims: int) -> None:
-    method = identity_rid(dims)
+    method = identity_rid()
     method.train()
     assert method.begin_epoch(3, 40) == STUDENT
     shape = (1, 2, 2) if dims == 1 else (1, 2, 1, 2)
@@ -279,11 +308,11 @@ def test_rid_student_loss_by_hand(dims: int) -> None:
 def test_rid_filter_loss(dims: int) -> None:
     """First round: the heads' cross-entropies only; later rounds add the matching term."""
     torch.manual_seed(0)
-    method = make("rid", dims=dims)
+    method = make("rid")
     with torch.no_grad():
         for head in method.heads:
-            head[1].weight.zero_()
-            head[1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
     x, y = batch(dims, n=1)
     student, teacher = TinyNet(STUDENT_CHANNELS, dims).eval(), TinyNet(TEACHER_CHANNELS, dims).eval()
     with torch.no_grad():
@@ -353,7 +382,7 @@ def test_ted_is_rid_in_one_round() -> None:
 @pytest.mark.parametrize("dims", [1, 2])
 @pytest.mark.parametrize("epoch", [0, 1, 3])  # first-round filter, student, second-round filter
 def test_rid_step_moves_only_its_phase(dims: int, epoch: int) -> None:
-    method = make("rid", dims=dims, rounds=2)
+    method = make("rid", rounds=2)
     assert method.variances[0]().tolist() == pytest.approx([5.0] * 2, abs=1e-6)
     phase, method_moved, student_moved = loop_step(method, epoch, 6, dims)
     assert phase == (STUDENT if epoch == 1 else FILTER)
@@ -369,7 +398,7 @@ def test_rid_step_moves_only_its_phase(dims: int, epoch: int) -> None:
 @pytest.mark.parametrize("dims", [1, 2])
 @pytest.mark.parametrize("variant", ["paper", "community"])
 def test_vid_step_moves_regressors_and_variances(dims: int, variant: str) -> None:
-    method = make("vid", dims=dims, variant=variant)
+    method = make("vid", variant=variant)
     assert isinstance(method, VID) and method.phase_parameters(FILTER) == []
     phase, method_moved, student_moved = loop_step(method, 0, 1, dims)
     assert phase == STUDENT
