@@ -10,6 +10,7 @@ import json
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import data
 from .errors import CheckpointError, ConfigError, check_name
@@ -148,25 +149,33 @@ def resolve(
     return _resolve(load_profile(profile, overrides), dataset, teacher, method, seed)
 
 
+def teacher_config(profile: str, dataset: str, kind: str, overrides: dict[str, Any] | None = None) -> TeacherConfig:
+    """The teacher of kind ``kind`` that a profile's students of ``dataset`` distil from."""
+    return _teacher_config(load_profile(profile, overrides), dataset, kind)
+
+
+def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherConfig:
+    check_name("dataset", dataset, spec["datasets"])
+    check_name("teacher kind", kind, KINDS)
+    trains_teacher = teacher_run(spec, dataset)
+    settings = dict(spec["teachers"].get(kind) or {})
+    return TeacherConfig(
+        kind=kind,
+        model=trains_teacher.model,
+        seed=trains_teacher.seed,
+        run=None if kind == "untrained" else trains_teacher,
+        options=trains_teacher.options,
+        reestimate_bn=bool(settings.pop("reestimate_bn", False)),
+        noise=Noise(**settings) if kind == "noisy" else None,
+    )
+
+
 def _resolve(spec: dict[str, Any], dataset: str, teacher: str, method: str, seed: int) -> Config:
     check_name("dataset", dataset, spec["datasets"])
     check_name("teacher kind", teacher, KINDS)
     check_name("method", method, METHODS)
+    teacher_config = _teacher_config(spec, dataset, teacher) if METHODS[method].needs_teacher else None
     entry = spec["datasets"][dataset]
-    trains_teacher = teacher_run(spec, dataset)
-    teacher_config = None
-    if METHODS[method].needs_teacher:
-        kind = dict(spec["teachers"].get(teacher) or {})
-        noise = Noise(**kind) if teacher == "noisy" else None
-        teacher_config = TeacherConfig(
-            kind=teacher,
-            model=trains_teacher.model,
-            seed=trains_teacher.seed,
-            run=None if teacher == "untrained" else trains_teacher,
-            options=trains_teacher.options,
-            reestimate_bn=bool(kind.get("reestimate_bn", False)) if teacher == "untrained" else False,
-            noise=noise,
-        )
     training = spec["student_training"]
     distillation = training.get("distillation") if METHODS[method].needs_teacher else None
     return Config(
@@ -192,11 +201,25 @@ def grid(profile: str, overrides: dict[str, Any] | None = None) -> list[Config]:
     points = itertools.product(
         spec["grid"]["datasets"], spec["grid"]["teachers"], spec["grid"]["methods"], spec["seeds"]
     )
-    configs = {}
-    for dataset, teacher, method, seed in points:
-        config = _resolve(spec, dataset, teacher, method, seed)
-        configs.setdefault(config.key, config)
-    return list(configs.values())
+    return _unique(_resolve(spec, *point) for point in points)
+
+
+def noise_grid(profile: str, overrides: dict[str, Any] | None = None) -> list[Config]:
+    """The noise sweep of a profile: its ``noise_sweep`` methods under noisy teachers of each
+    ``sigmas`` level, for every dataset and seed of its grid, and the baselines beside them."""
+    spec = load_profile(profile, overrides)
+    sweep = spec["noise_sweep"]
+    configs = []
+    for sigma in sweep["sigmas"]:
+        noisy = load_profile(profile, {**(overrides or {}), "teachers.noisy.sigma": sigma})
+        points = itertools.product(spec["grid"]["datasets"], ["noisy"], ["baseline", *sweep["methods"]], spec["seeds"])
+        configs.extend(_resolve(noisy, *point) for point in points)
+    return _unique(configs)
+
+
+def _unique(configs: Iterable[Config]) -> list[Config]:
+    """``configs`` in order, each run once (baselines recur under every teacher kind)."""
+    return list({c.key: c for c in configs}.values())
 
 
 def results_root(root: str | Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import batches
 from .errors import CheckpointError, ConfigError, DivergenceError, check_name

@@ -1,0 +1,69 @@
+"""PID measures of runs: the teacher's and the student's test-set representations at the PID
+epochs, decomposed about the label (SPEC §2, §7); one row per (run, epoch, layer, control) of
+``results/<profile>/pid.csv``. Each run's rows are cached in its folder."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from . import data, experiment, pid
+from .errors import ConfigError
+
+
+def measure_run(
+    done: experiment.Run,
+    layers: tuple[int, ...] = (-1,),
+    n_clusters: int = 5,
+    n_components: int = 5,
+    seed: int = 0,
+    teacher: list[torch.Tensor] | None = None,
+) -> pd.DataFrame:
+    """PID between the teacher's and the student's representations at every PID epoch of a
+    distillation run, for ``layers`` (indices into the distilled layers; -1 is the last), with the
+    labels and with shuffled labels (``control``, the plug-in estimator's bias at this sample size)."""
+    config = done.config
+    if config.teacher is None:
+        raise ConfigError(f"run {config.key} ({config.method}) has no teacher to measure against")
+    settings = dict(layers=list(layers), n_clusters=n_clusters, n_components=n_components, seed=seed)
+    cache = done.directory / f"pid-{hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]}.csv"
+    if cache.exists():
+        return pd.read_csv(cache)
+    teacher = teacher or experiment.teacher_representations(config.teacher, config.dataset)
+    labels = data.targets(experiment.test_set(config.dataset))
+    rows = []
+    for epoch in config.pid_epochs:
+        student = experiment.load_representations(done, epoch)
+        for layer in layers:
+            index = layer % len(student)
+            for control in (False, True):
+                m = pid.measure(teacher[index], student[index], labels, n_clusters, n_components, seed, control=control)
+                rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})
+    frame = experiment.label_rows(config, pd.DataFrame(rows))
+    tmp = cache.with_name(cache.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, cache)
+    return frame
+
+
+def measure_runs(runs: list[experiment.Run], profile_folder: Path | None = None, progress: bool = True, **settings) -> pd.DataFrame:
+    """``measure_run`` over the distillation runs among ``runs``, sharing each teacher's
+    representations; written to ``profile_folder/pid.csv`` when given."""
+    teachers: dict[str, list[torch.Tensor]] = {}
+    frames = []
+    for done in tqdm([r for r in runs if r.config.teacher is not None], desc="PID", disable=not progress):
+        key = json.dumps(dataclasses.asdict(done.config.teacher), sort_keys=True, default=str)
+        if key not in teachers:
+            teachers[key] = experiment.teacher_representations(done.config.teacher, done.config.dataset)
+        frames.append(measure_run(done, teacher=teachers[key], **settings))
+    table = pd.concat(frames, ignore_index=True)
+    if profile_folder is not None:
+        profile_folder.mkdir(parents=True, exist_ok=True)
+        table.to_csv(profile_folder / "pid.csv", index=False)
+    return table
