@@ -1,0 +1,322 @@
+"""The PID engine against SPEC.md's reference table and an independent exponential-cone oracle,
+its identities and error messages, and ``measure`` on representations with known content."""
+from __future__ import annotations
+
+import math
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import scipy.sparse as sparse
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from pidkd.pid import (
+    PID,
+    Measurement,
+    broja_pid,
+    discretize,
+    joint_distribution,
+    label_mi,
+    measure,
+    mutual_information,
+    teacher_student_mi,
+)
+
+PARTS = ("red", "uni_t", "uni_s", "syn")
+AND_RED = 1.5 - 0.75 * math.log2(3)  # I(Y; X1) for Y = X1 and X2: 0.311 bits
+
+
+def oracle_pid(p: np.ndarray) -> dict[str, float]:
+    """BROJA PID by cvxpy's exponential-cone form of min I_Q(Y; T, S), solved by Clarabel.
+
+    Independent of pidkd's solver: the objective is sum rel_entr(Q, Q(t, s)) on the support
+    {P(t, y) > 0, P(s, y) > 0}, with the (t, y) and (s, y) marginals as linear constraints.
+    """
+    n_t, n_s, n_y = p.shape
+    p_ty, p_sy, p_y = p.sum(axis=1), p.sum(axis=0), p.sum(axis=(0, 1))
+    t, s, y = np.argwhere((p_ty[:, None, :] > 0) & (p_sy[None, :, :] > 0)).T
+    n = len(t)
+
+    def incidence(rows: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        return sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(n_rows, n))
+
+    block = incidence(t * n_s + s, n_t * n_s)
+    q = cp.Variable(n, nonneg=True)
+    problem = cp.Problem(
+        cp.Minimize(cp.sum(cp.rel_entr(q, (block.T @ block) @ q))),
+        [incidence(t * n_y + y, n_t * n_y) @ q == p_ty.ravel(), incidence(s * n_y + y, n_s * n_y) @ q == p_sy.ravel()],
+    )
+    problem.solve(solver=cp.CLARABEL)
+    assert problem.status == cp.OPTIMAL, problem.status
+    h_y = -np.sum(p_y[p_y > 0] * np.log2(p_y[p_y > 0]))
+    mi_q = h_y + problem.value / math.log(2)
+    mi, mi_t, mi_s = (mutual_information(m) for m in (p.reshape(-1, n_y), p_ty, p_sy))
+    return {"red": mi_t + mi_s - mi_q, "uni_t": mi_q - mi_s, "uni_s": mi_q - mi_t, "syn": mi - mi_q}
+
+
+def gate(f, n_y: int = 2) -> np.ndarray:
+    """p[t, s, y] for uniform independent bits t, s and y = f(t, s)."""
+    p = np.zeros((2, 2, n_y))
+    for a in (0, 1):
+        for b in (0, 1):
+            p[a, b, f(a, b)] = 0.25
+    return p
+
+
+def rdn() -> np.ndarray:
+    p = np.zeros((2, 2, 2))
+    p[0, 0, 0] = p[1, 1, 1] = 0.5
+    return p
+
+
+CANONICAL = {
+    "XOR": (gate(lambda a, b: a ^ b), (0, 0, 0, 1)),
+    "AND": (gate(lambda a, b: a & b), (AND_RED, 0, 0, 0.5)),
+    "RDN": (rdn(), (1, 0, 0, 0)),
+    "UNQ": (gate(lambda a, b: a), (0, 1, 0, 0)),
+    "COPY": (gate(lambda a, b: 2 * a + b, n_y=4), (0, 1, 1, 0)),
+}
+
+
+def random_distribution(rng: np.random.Generator, shape: tuple[int, int, int], alpha: float, zeros: float = 0.0):
+    p = rng.dirichlet(np.full(math.prod(shape), alpha)) * (rng.random(math.prod(shape)) >= zeros)
+    return (p / p.sum()).reshape(shape)
+
+
+def assert_identities(pid: PID) -> None:
+    assert min(pid.red, pid.uni_t, pid.uni_s, pid.syn) >= -1e-9
+    assert pid.red + pid.uni_t == pytest.approx(pid.mi_t, abs=1e-9)
+    assert pid.red + pid.uni_s == pytest.approx(pid.mi_s, abs=1e-9)
+    assert pid.red + pid.uni_t + pid.uni_s + pid.syn == pytest.approx(pid.mi, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_reference_table(name):
+    p, expected = CANONICAL[name]
+    pid = broja_pid(p)
+    assert [getattr(pid, part) for part in PARTS] == pytest.approx(expected, abs=1e-6)
+    assert_identities(pid)
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_oracle_reproduces_reference_table(name):
+    p, expected = CANONICAL[name]
+    assert list(oracle_pid(p).values()) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "alpha", "zeros"),
+    [
+        ((2, 2, 2), 1.0, 0.0),
+        ((3, 3, 2), 0.5, 0.0),
+        ((4, 4, 3), 0.5, 0.0),
+        ((3, 5, 4), 0.1, 0.0),
+        ((5, 2, 3), 1.0, 0.4),
+        ((6, 6, 5), 0.3, 0.0),
+        ((8, 8, 5), 0.5, 0.0),
+        ((7, 9, 4), 2.0, 0.5),
+        ((12, 10, 6), 0.5, 0.0),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_oracle_on_random_distributions(shape, alpha, zeros, seed):
+    p = random_distribution(np.random.default_rng(seed), shape, alpha, zeros)
+    pid = broja_pid(p)
+    assert [getattr(pid, part) for part in PARTS] == pytest.approx(list(oracle_pid(p).values()), abs=1e-5)
+    assert_identities(pid)
+
+
+def test_tight_tolerance_matches_default_within_it():
+    p = random_distribution(np.random.default_rng(5), (6, 5, 4), 0.3)
+    loose, tight = broja_pid(p), broja_pid(p, tol=1e-9)
+    for part in PARTS:
+        assert getattr(loose, part) == pytest.approx(getattr(tight, part), abs=1e-7)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(*[st.integers(1, 5)] * 3),
+        elements=st.one_of(st.just(0.0), st.floats(1e-300, 1e3)),
+    )
+)
+def test_identities_and_non_negativity(counts):
+    if counts.sum() == 0:
+        counts.flat[0] = 1.0
+    pid = broja_pid(counts, normalize=True)
+    assert_identities(pid)
+    assert max(pid.mi_t, pid.mi_s) <= pid.mi + 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.tuples(*[st.integers(1, 5)] * 3))
+def test_swapping_teacher_and_student_swaps_unique_parts(seed, shape):
+    p = random_distribution(np.random.default_rng(seed), shape, 0.5)
+    pid, swapped = broja_pid(p), broja_pid(p.transpose(1, 0, 2))
+    assert (swapped.red, swapped.uni_t, swapped.uni_s, swapped.syn) == pytest.approx(
+        (pid.red, pid.uni_s, pid.uni_t, pid.syn), abs=1e-6
+    )
+
+
+def test_relabelling_and_zero_slices_change_nothing():
+    rng = np.random.default_rng(3)
+    p = random_distribution(rng, (4, 3, 3), 0.5)
+    padded = np.zeros((6, 4, 5))
+    padded[np.ix_([5, 0, 3, 2], [3, 0, 1], [4, 0, 2])] = p
+    pid, moved = broja_pid(p), broja_pid(padded)
+    for part in (*PARTS, "mi", "mi_t", "mi_s"):
+        assert getattr(moved, part) == pytest.approx(getattr(pid, part), abs=1e-6)
+
+
+def test_negligible_probabilities_count_as_zero():
+    p = random_distribution(np.random.default_rng(6), (4, 4, 3), 0.5, zeros=0.5)
+    dust = np.where(p == 0, 1e-13, 0.0)
+    pid, dusted = broja_pid(p), broja_pid((p + dust) / (p + dust).sum())
+    for part in (*PARTS, "mi", "mi_t", "mi_s"):
+        assert getattr(dusted, part) == pytest.approx(getattr(pid, part), abs=1e-9)
+
+
+def test_single_label_and_single_symbol():
+    p = np.full((3, 2, 1), 1 / 6)
+    assert broja_pid(p) == PID(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    q = random_distribution(np.random.default_rng(0), (4, 1, 3), 1.0)
+    pid = broja_pid(q)
+    assert (pid.red, pid.uni_s, pid.syn) == (0.0, 0.0, 0.0)
+    assert pid.uni_t == pytest.approx(pid.mi_t)
+
+
+def test_counts_and_torch_tensors():
+    counts = gate(lambda a, b: a & b) * 40
+    assert broja_pid(counts, normalize=True).red == pytest.approx(AND_RED, abs=1e-6)
+    assert broja_pid(torch.tensor(counts / 40)).red == pytest.approx(AND_RED, abs=1e-6)
+
+
+def test_results_are_plain_floats_and_flatten():
+    pid = broja_pid(gate(lambda a, b: a ^ b))
+    row = pid.as_dict()
+    assert list(row) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s"]
+    assert all(type(value) is float for value in row.values())
+    with pytest.raises(AttributeError):
+        pid.red = 1.0
+
+
+@pytest.mark.parametrize(
+    ("p", "message"),
+    [
+        (np.full((2, 2), 0.25), r"must have 3 dimensions; got shape \(2, 2\)"),
+        (np.zeros((0, 2, 2)), "is empty"),
+        (np.array([[[0.5, np.nan]], [[0.25, 0.25]]]), "contains NaN"),
+        (np.array([[[0.5, np.inf]], [[0.25, 0.25]]]), "infinite"),
+        (np.array([[[0.75, -0.25]], [[0.25, 0.25]]]), r"negative entries \(smallest -0.25\)"),
+        (np.full((2, 2, 2), 0.2), "sums to 1.6.*not 1.*normalize=True"),
+        (np.full((2, 2, 2), 0.125 + 1e-9), "not 1"),
+        (np.array([[["a", "b"]]]), "real numbers"),
+    ],
+)
+def test_bad_distributions_say_what_is_wrong(p, message):
+    with pytest.raises(ValueError, match=message):
+        broja_pid(p)
+
+
+def test_bad_normalize_and_tolerance():
+    with pytest.raises(ValueError, match="all zeros"):
+        broja_pid(np.zeros((2, 2, 2)), normalize=True)
+    with pytest.raises(ValueError, match="tol must be positive"):
+        broja_pid(rdn(), tol=0.0)
+    assert broja_pid(np.full((2, 2, 2), 0.125 + 1e-11)).mi == pytest.approx(0.0)
+
+
+def test_mutual_information():
+    assert mutual_information(np.eye(2) / 2) == pytest.approx(1.0)
+    assert mutual_information(np.full((3, 4), 1 / 12)) == pytest.approx(0.0, abs=1e-12)
+    assert mutual_information(np.array([[3, 1], [1, 3]]), normalize=True) == pytest.approx(
+        1 - (-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))), abs=1e-12
+    )
+    with pytest.raises(ValueError, match="2 dimensions"):
+        mutual_information(np.full(4, 0.25))
+
+
+def test_joint_distribution_counts_triples():
+    p = joint_distribution([0, 1, 1, 1], np.array([2, 0, 0, 0]), [0, 0, 0, 1])
+    assert p.shape == (2, 3, 2)
+    assert p[1, 0, 0] == 0.5 and p[0, 2, 0] == 0.25 and p[1, 0, 1] == 0.25
+    with pytest.raises(ValueError, match="equal length"):
+        joint_distribution([0, 1], [0])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        joint_distribution([0.5, 1.0])
+
+
+def label_features(labels: np.ndarray, rng: np.random.Generator, shape=(4, 3, 3)) -> np.ndarray:
+    """Features that encode a binary label (two well separated clouds) and nothing else."""
+    centres = rng.normal(size=(2, *shape))
+    return centres[labels] + 0.05 * rng.normal(size=(len(labels), *shape))
+
+
+def test_measure_finds_redundancy_when_both_encode_the_label():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 500)
+    t, s = label_features(y, rng), label_features(y, rng, shape=(7,))
+    m = measure(t, s, y)
+    assert isinstance(m, Measurement) and isinstance(m, PID)
+    assert m.n == 1000
+    assert m.red == pytest.approx(1.0, abs=1e-3)
+    assert max(m.uni_t, m.uni_s, m.syn) < 1e-3
+
+
+def test_measure_finds_teacher_unique_information():
+    rng = np.random.default_rng(1)
+    y = rng.permutation(np.repeat([0, 1], 1000))
+    t, s = label_features(y, rng), rng.normal(size=(2000, 16))
+    m = measure(t, s, y)
+    assert m.uni_t == pytest.approx(1.0, abs=0.02)
+    assert max(m.red, m.uni_s, m.syn) < 0.02
+
+
+def test_shuffled_label_control_shows_only_the_estimator_bias():
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 500)
+    t, s = label_features(y, rng), label_features(y, rng)
+    control = measure(t, s, y, control=True)
+    assert control.mi < 0.05
+    assert control.as_dict() == {**control.as_dict(), "n": 1000}
+    assert list(control.as_dict()) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "n"]
+
+
+def test_measure_accepts_torch_and_is_deterministic_without_global_state():
+    rng = np.random.default_rng(4)
+    y = torch.tensor(np.repeat([3, 7], 100))
+    t = torch.tensor(label_features((y == 7).numpy().astype(int), rng), requires_grad=True)
+    s = torch.randn(200, 2, 5)
+    before = np.random.get_state()[1].copy()
+    first, second = measure(t, s, y, seed=3), measure(t, s, y, seed=3)
+    assert first == second and first.n == 200
+    assert first.mi_t == pytest.approx(1.0, abs=1e-3)
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_measure_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="one row per example"):
+        measure(np.zeros((5, 2)), np.zeros((4, 2)), np.zeros(5))
+
+
+def test_discretize_handles_tiny_and_degenerate_inputs():
+    codes = discretize(np.arange(6.0).reshape(3, 2) + 1, n_clusters=5, n_components=5)
+    assert codes.dtype == np.int64 and codes.shape == (3,)
+    assert len(np.unique(codes)) <= 3
+    assert np.array_equal(discretize(np.ones((4, 3))), np.zeros(4, dtype=np.int64))
+    assert np.array_equal(discretize(np.zeros((4, 3))), np.zeros(4, dtype=np.int64))
+    with pytest.raises(ValueError, match="NaN"):
+        discretize(np.array([[np.nan, 1.0], [1.0, 2.0]]))
+
+
+def test_information_between_representations():
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 300)
+    t, s = label_features(y, rng), label_features(y, rng)
+    assert label_mi(t, y) == pytest.approx(1.0, abs=1e-3)
+    assert teacher_student_mi(t, s, n_clusters=2) == pytest.approx(1.0, abs=1e-3)
+    assert teacher_student_mi(t, rng.normal(size=(600, 8))) < 0.05
