@@ -20,14 +20,13 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
-from tqdm import tqdm
 
 from . import data
 from .errors import CheckpointError, ConfigError, check_name
 from .methods import METHODS, build_method
 from .models import build_model
 from .teachers import KINDS, Noise, Teacher, reestimate_batchnorm
-from .train import Recipe, fit, load_checkpoint, representations, resolve_device, save_atomic
+from .train import Recipe, fit, load_checkpoint, progress_bar, representations, resolve_device, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +108,20 @@ def load_profile(profile: str, overrides: dict[str, Any] | None = None) -> dict[
     return spec
 
 
+def _build(cls: type, fields: dict[str, Any], section: str) -> Any:
+    """``cls(**fields)`` for a dataclass, with unknown fields named in a ConfigError."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown field {', '.join(unknown)} in {section}; valid fields: {', '.join(valid)}")
+    return cls(**fields)
+
+
 def _recipe(section: dict[str, Any], extra: dict[str, Any] | None = None) -> Recipe:
     fields = {**section.get("recipe", {}), **(extra or {})}
-    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(Recipe)})
-    if unknown:
-        valid = ", ".join(f.name for f in dataclasses.fields(Recipe))
-        raise ConfigError(f"unknown recipe field {', '.join(unknown)}; valid fields: {valid}")
     if "milestones" in fields:
         fields["milestones"] = tuple(fields["milestones"])
-    return Recipe(**fields)
+    return _build(Recipe, fields, "recipe")
 
 
 def teacher_run(spec: dict[str, Any], dataset: str) -> Config:
@@ -159,14 +163,18 @@ def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherCon
     check_name("teacher kind", kind, KINDS)
     trains_teacher = teacher_run(spec, dataset)
     settings = dict(spec["teachers"].get(kind) or {})
+    reestimate_bn = bool(settings.pop("reestimate_bn", False)) if kind == "untrained" else False
+    if kind != "noisy" and settings:
+        valid = "reestimate_bn" if kind == "untrained" else "none"
+        raise ConfigError(f"unknown field {', '.join(sorted(settings))} in teachers.{kind}; valid fields: {valid}")
     return TeacherConfig(
         kind=kind,
         model=trains_teacher.model,
         seed=trains_teacher.seed,
         run=None if kind == "untrained" else trains_teacher,
         options=trains_teacher.options,
-        reestimate_bn=bool(settings.pop("reestimate_bn", False)),
-        noise=Noise(**settings) if kind == "noisy" else None,
+        reestimate_bn=reestimate_bn,
+        noise=_build(Noise, settings, "teachers.noisy") if kind == "noisy" else None,
     )
 
 
@@ -406,13 +414,15 @@ def run_grid(
     teachers = {c.teacher.run.key: c.teacher.run for c in configs if c.teacher and c.teacher.run}
     for stage in (list(teachers.values()), configs):
         todo = [c for c in dict.fromkeys(stage) if not is_finished(c, root)]
-        if jobs <= 1 or len(todo) <= 1:
-            for config in tqdm(todo, desc="runs", disable=not progress):
+        if not todo:
+            continue
+        if jobs <= 1 or len(todo) == 1:
+            for config in progress_bar(todo, progress, desc="runs"):
                 run(config, root=root, device=device, progress=False)
             continue
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(run, c, root, device, False) for c in todo]
-            for future in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=not progress):
+            for future in progress_bar(as_completed(futures), progress, total=len(futures), desc="runs"):
                 future.result()
     return [run(c, root=root, device=device, progress=False) for c in configs]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from . import data, experiment, pid
 from .errors import ConfigError
+from .train import progress_bar
 
 
 def measure_run(
@@ -57,7 +57,7 @@ def measure_runs(runs: list[experiment.Run], profile_folder: Path | None = None,
     representations; written to ``profile_folder/pid.csv`` when given."""
     teachers: dict[str, list[torch.Tensor]] = {}
     frames = []
-    for done in tqdm([r for r in runs if r.config.teacher is not None], desc="PID", disable=not progress):
+    for done in progress_bar([r for r in runs if r.config.teacher is not None], progress, desc="PID"):
         key = json.dumps(dataclasses.asdict(done.config.teacher), sort_keys=True, default=str)
         if key not in teachers:
             teachers[key] = experiment.teacher_representations(done.config.teacher, done.config.dataset)

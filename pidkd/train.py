@@ -6,9 +6,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +94,12 @@ def resolve_device(device: str = "auto", threads: int | None = None) -> torch.de
     if resolved.type == "cpu":
         torch.set_num_threads(threads or int(os.environ.get("PIDKD_THREADS", "1")))
     return resolved
+
+
+def progress_bar(iterable: Iterable, enabled: bool = True, **options: Any) -> tqdm:
+    """A tqdm bar over ``iterable``, silent when not ``enabled``. ``disable`` is only passed to
+    silence it, so ``TQDM_DISABLE=1`` (used when notebooks are executed and checked) still applies."""
+    return tqdm(iterable, **options) if enabled else tqdm(iterable, disable=True, **options)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -230,11 +237,11 @@ def fit(
             group["lr"] = lr
         student.train(phase == STUDENT)
         total, count = 0.0, 0
-        bar = tqdm(
+        bar = progress_bar(
             batches(train_set, recipe.batch_size, shuffle=True, seed=epoch_seed(seed, epoch)),
+            progress,
             desc=f"epoch {epoch + 1}/{epochs} {phase}",
             leave=False,
-            disable=not progress,
         )
         for x, y, *cached in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

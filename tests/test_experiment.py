@@ -52,7 +52,7 @@ def test_unknown_names_list_the_valid_ones(args, message):
 def test_bad_overrides_say_what_is_wrong():
     with pytest.raises(ConfigError, match="no section 'nonsense'"):
         experiment.resolve("embedded", "digits", "trained", "vid", 0, {"nonsense.epochs": 1})
-    with pytest.raises(ConfigError, match="unknown recipe field momentumm"):
+    with pytest.raises(ConfigError, match="unknown field momentumm in recipe"):
         experiment.resolve("embedded", "digits", "trained", "vid", 0, {"student_training.recipe.momentumm": 0.5})
 
 
@@ -118,3 +118,17 @@ def test_representations_are_saved_at_the_pid_epochs(results):
     assert not torch.equal(teacher[2], clean[2])  # the noisy teacher's features are corrupted
     with pytest.raises(ConfigError, match="not among the run's pid_epochs"):
         experiment.load_representations(done, 1)
+
+
+def test_the_noise_grid_varies_only_the_noisy_teachers_sigma():
+    configs = experiment.noise_grid("embedded", {"seeds": [0], "noise_sweep.sigmas": [0.5, 2.0]})
+    sigmas = sorted((c.method, c.teacher.noise.sigma) for c in configs if c.teacher)
+    assert sigmas == [("rid", 0.5), ("rid", 2.0), ("vid", 0.5), ("vid", 2.0)]
+    assert [c.method for c in configs if c.teacher is None] == ["baseline"]
+
+
+def test_a_teacher_config_names_its_kind_and_how_it_is_made():
+    noisy = experiment.teacher_config("embedded", "mnist1d", "noisy")
+    assert noisy.noise.sigma == experiment.load_profile("embedded")["teachers"]["noisy"]["sigma"]
+    with pytest.raises(ConfigError, match="unknown field sigmaa in teachers.noisy; valid fields: fraction, sigma, replace"):
+        experiment.teacher_config("embedded", "mnist1d", "noisy", {"teachers.noisy.sigmaa": 1.0})

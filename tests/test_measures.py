@@ -1,0 +1,52 @@
+"""PID measures of runs: rows per (epoch, layer, control), cached, shared teachers."""
+from __future__ import annotations
+
+import pytest
+
+from pidkd import experiment, measures
+from pidkd.errors import ConfigError
+
+TINY = {
+    "teacher_training.epochs": 1,
+    "student_training.epochs": 2,
+    "student_training.pid_epochs": [1, 2],
+    "methods.rid.rounds": 1,
+}
+
+
+@pytest.fixture
+def runs(results):
+    configs = [experiment.resolve("embedded", "digits", kind, method, 0, TINY)
+               for kind in ("trained", "untrained") for method in ("baseline", "vid")]
+    return experiment.run_grid(configs, device="cpu", progress=False)
+
+
+def test_measure_runs_writes_pid_csv_for_the_distillation_runs(runs, results):
+    table = measures.measure_runs(runs, results / "embedded", progress=False, layers=(0, -1))
+    assert (results / "embedded" / "pid.csv").exists()
+    assert set(table["teacher"]) == {"trained", "untrained"} and set(table["method"]) == {"vid"}
+    assert len(table) == 2 * 2 * 2 * 2  # runs x epochs x layers x (labels, shuffled labels)
+    assert set(table["layer"]) == {1, 3} and (table["n"] == 540).all()
+    real, control = table[~table["control"]], table[table["control"]]
+    assert (real["mi_t"] > control["mi_t"].max()).all()  # teachers' features carry label information
+    parts = real["red"] + real["uni_t"] + real["uni_s"] + real["syn"]
+    assert (parts - real["mi"]).abs().max() < 1e-9
+
+
+def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
+    vid = [r for r in runs if r.config.method == "vid"][0]
+    first = measures.measure_run(vid)
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(measures.pid, "measure", no_measuring)
+    assert measures.measure_run(vid).equals(first)
+    with pytest.raises(AssertionError, match="measured again"):
+        measures.measure_run(vid, n_clusters=3)
+
+
+def test_a_run_without_a_teacher_cannot_be_measured(runs):
+    baseline = [r for r in runs if r.config.method == "baseline"][0]
+    with pytest.raises(ConfigError, match="has no teacher"):
+        measures.measure_run(baseline)
