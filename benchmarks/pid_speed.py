@@ -10,38 +10,20 @@ import argparse
 import math
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
-import scipy.sparse as sparse
 
-from pidkd.pid import broja_pid, measure, mutual_information
+from pidkd.pid import broja_pid, measure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oracle import oracle_pid  # noqa: E402  (the test oracle, shared)
 
 SIZES = [(8, 8, 5), (20, 20, 10), (50, 50, 20)]
 PARTS = ("red", "uni_t", "uni_s", "syn")
-
-
-def cvxpy_pid(p: np.ndarray) -> dict[str, float]:
-    """The BROJA parts from min sum rel_entr(Q, Q(t, s)) over Delta_P, vectorised, solved by Clarabel."""
-    n_t, n_s, n_y = p.shape
-    p_ty, p_sy, p_y = p.sum(axis=1), p.sum(axis=0), p.sum(axis=(0, 1))
-    t, s, y = np.argwhere((p_ty[:, None, :] > 0) & (p_sy[None, :, :] > 0)).T
-    n = len(t)
-
-    def incidence(rows: np.ndarray, n_rows: int) -> sparse.csr_matrix:
-        return sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(n_rows, n))
-
-    block = incidence(t * n_s + s, n_t * n_s)
-    q = cp.Variable(n, nonneg=True)
-    problem = cp.Problem(
-        cp.Minimize(cp.sum(cp.rel_entr(q, (block.T @ block) @ q))),
-        [incidence(t * n_y + y, n_t * n_y) @ q == p_ty.ravel(), incidence(s * n_y + y, n_s * n_y) @ q == p_sy.ravel()],
-    )
-    problem.solve(solver=cp.CLARABEL)
-    mi_q = -np.sum(p_y * np.log2(p_y)) + problem.value / math.log(2)
-    mi, mi_t, mi_s = (mutual_information(m) for m in (p.reshape(-1, n_y), p_ty, p_sy))
-    return {"red": mi_t + mi_s - mi_q, "uni_t": mi_q - mi_s, "uni_s": mi_q - mi_t, "syn": mi - mi_q}
 
 
 def timed(f, *args, **kwargs):
@@ -71,7 +53,7 @@ def main() -> None:
             pid, seconds = timed(broja_pid, p)
             ours.append(seconds)
             if i < oracle_runs:
-                reference, seconds = timed(cvxpy_pid, p)
+                reference, seconds = timed(oracle_pid, p)
                 theirs.append(seconds)
                 diff = max(diff, max(abs(getattr(pid, part) - reference[part]) for part in PARTS))
         label = "x".join(map(str, size))

@@ -42,10 +42,64 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--profile", default="embedded")
     listing.add_argument("--results", default=None)
 
+    sweep = commands.add_parser("sweep", help="list a profile's grid as commands, or launch it")
+    sweep.add_argument("--profile", default="embedded")
+    sweep.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--noise", action="store_true", help="the noise sweep instead of the main grid")
+    sweep.add_argument("--launch", choices=LAUNCHERS, help="run the pending runs; without it, only list")
+    sweep.add_argument("--jobs", type=int, default=2, help="local processes (--launch processes)")
+    sweep.add_argument("--slurm-partition", default=None)
+    sweep.add_argument("--gpus", type=int, default=1, help="GPUs per Slurm job")
+    sweep.add_argument("--timeout-min", type=int, default=24 * 60)
+    sweep.add_argument("--device", default="auto")
+    sweep.add_argument("--results", default=None)
+
     fetch = commands.add_parser("download", help="download a dataset into data/")
     fetch.add_argument("dataset")
     fetch.add_argument("--root", default="data")
     return parser
+
+
+LAUNCHERS = ("processes", "submitit-local", "slurm")
+
+
+def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]]) -> str:
+    """The ``python -m pidkd run`` line that trains ``config``."""
+    sets = "".join(f" --set {key}={yaml.safe_dump(value, default_flow_style=True).strip()!r}" for key, value in overrides)
+    teacher = config.teacher_kind if config.teacher else "trained"
+    return (f"python -m pidkd run --profile {profile} --dataset {config.dataset} --teacher {teacher} "
+            f"--method {config.method} --seed {config.seed}{sets}")
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """A submitit executor (Slurm, or its local executor), or None for local processes."""
+    if args.launch == "processes":
+        return None
+    try:
+        import submitit
+    except ImportError as error:
+        raise PidkdError("submitit is not installed; pip install 'pidkd[slurm]'") from error
+    folder = experiment.results_root(args.results) / "submitit"
+    if args.launch == "submitit-local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=args.timeout_min)
+    else:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor.update_parameters(timeout_min=args.timeout_min, gpus_per_node=args.gpus, slurm_partition=args.slurm_partition)
+    return executor
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    """List the grid (status, key, command), or launch its pending runs."""
+    make = experiment.noise_grid if args.noise else experiment.grid
+    configs = make(args.profile, dict(args.set))
+    if args.launch is None:
+        for config in configs:
+            status = "done   " if experiment.is_finished(config, args.results) else "pending"
+            print(f"{status} {config.key}  {_command(config, args.profile, args.set)}")
+        return
+    runs = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device, executor=_executor(args))
+    print(f"{len(runs)} runs finished under {experiment.results_root(args.results) / args.profile / 'runs'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 last = runs.groupby("key").tail(1).set_index("key")
                 print(last[experiment.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
+        elif args.command == "sweep":
+            _sweep(args)
         else:
             folder = data.download(args.dataset, args.root)
             print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)

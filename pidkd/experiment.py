@@ -11,7 +11,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -404,11 +404,18 @@ def is_finished(config: Config, root: str | Path | None = None) -> bool:
 
 
 def run_grid(
-    configs: list[Config], jobs: int = 1, root: str | Path | None = None, device: str = "auto", progress: bool = True
+    configs: list[Config],
+    jobs: int = 1,
+    root: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    executor: Any = None,
 ) -> list[Run]:
-    """Run ``configs`` (trained teachers first, since students need them) in ``jobs`` processes.
+    """Run ``configs``, trained teachers first (students need them), and return them all.
 
-    Finished runs are skipped; each worker trains one run at a time on one CPU thread.
+    Finished runs are skipped. Runs go to ``executor`` when given (anything with
+    ``submit(fn, *args)`` returning a job with ``result()``: a submitit executor for Slurm,
+    say), else to ``jobs`` local processes, each training one run at a time on one CPU thread.
     """
     root = results_root(root).resolve()
     teachers = {c.teacher.run.key: c.teacher.run for c in configs if c.teacher and c.teacher.run}
@@ -416,15 +423,21 @@ def run_grid(
         todo = [c for c in dict.fromkeys(stage) if not is_finished(c, root)]
         if not todo:
             continue
-        if jobs <= 1 or len(todo) == 1:
+        if executor is not None:
+            _wait([executor.submit(run, c, root, device, False) for c in todo], progress)
+        elif jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                _wait([pool.submit(run, c, root, device, False) for c in todo], progress)
+        else:
             for config in progress_bar(todo, progress, desc="runs"):
                 run(config, root=root, device=device, progress=False)
-            continue
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run, c, root, device, False) for c in todo]
-            for future in progress_bar(as_completed(futures), progress, total=len(futures), desc="runs"):
-                future.result()
     return [run(c, root=root, device=device, progress=False) for c in configs]
+
+
+def _wait(jobs: list[Any], progress: bool) -> None:
+    """Wait for submitted runs in order, re-raising the first failure."""
+    for job in progress_bar(jobs, progress, desc="runs"):
+        job.result()
 
 
 def load_representations(done: Run, epoch: int) -> list[torch.Tensor]:

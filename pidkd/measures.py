@@ -34,16 +34,17 @@ def measure_run(
     settings = dict(layers=list(layers), n_clusters=n_clusters, n_components=n_components, seed=seed)
     cache = done.directory / f"pid-{hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]}.csv"
     if cache.exists():
-        return pd.read_csv(cache)
+        return pd.read_csv(cache, dtype={"key": str})  # keys are hex: keep leading zeros
     teacher = teacher or experiment.teacher_representations(config.teacher, config.dataset)
     labels = data.targets(experiment.test_set(config.dataset))
     rows = []
-    for epoch in config.pid_epochs:
-        student = experiment.load_representations(done, epoch)
-        for layer in layers:
-            index = layer % len(student)
+    for layer in layers:
+        index = layer % len(teacher)
+        codes_t = pid.discretize(teacher[index], n_clusters, n_components, seed)
+        for epoch in config.pid_epochs:
+            codes_s = pid.discretize(experiment.load_representations(done, epoch)[index], n_clusters, n_components, seed)
             for control in (False, True):
-                m = pid.measure(teacher[index], student[index], labels, n_clusters, n_components, seed, control=control)
+                m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control)
                 rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})
     frame = experiment.label_rows(config, pd.DataFrame(rows))
     tmp = cache.with_name(cache.name + ".tmp")

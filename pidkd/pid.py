@@ -170,16 +170,22 @@ def measure(
     into a plug-in joint distribution. ``control=True`` shuffles the labels first: what remains is
     the estimator's bias at this sample size, the floor to read the real measurement against.
     """
-    labels = _label_codes(y)
-    n = len(labels)
+    n = len(_label_codes(y))
     if len(t) != n or len(s) != n:
         raise ConfigError(f"t, s and y must have one row per example; got {len(t)}, {len(s)}, {n}")
-    if control:
-        labels = np.random.default_rng(seed).permutation(labels)
     codes_t = discretize(t, n_clusters, n_components, seed)
     codes_s = discretize(s, n_clusters, n_components, seed)
+    return measure_codes(codes_t, codes_s, y, seed, control)
+
+
+def measure_codes(codes_t: Any, codes_s: Any, y: Any, seed: int = 0, control: bool = False) -> Measurement:
+    """``measure`` on representations already discretized, e.g. a teacher's codes reused for
+    every student and epoch it is compared with."""
+    labels = _label_codes(y)
+    if control:
+        labels = np.random.default_rng(seed).permutation(labels)
     pid = broja_pid(joint_distribution(codes_t, codes_s, labels))
-    return Measurement(**pid.as_dict(), n=n)
+    return Measurement(**pid.as_dict(), n=len(labels))
 
 
 def teacher_student_mi(t: Any, s: Any, n_clusters: int = 5, n_components: int = 5, seed: int = 0) -> float:

@@ -36,3 +36,24 @@ def test_a_malformed_override_is_a_usage_error(results, capsys):
     except SystemExit as exit:
         assert exit.code == 2
     assert "expected section.key=value" in capsys.readouterr().err
+
+
+TINY_GRID = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline, kd]}",
+             "--set", "teacher_training.epochs=1", "--set", "student_training.epochs=1"]
+
+
+def test_sweep_lists_each_run_as_a_command_with_its_status(results, capsys):
+    assert main(["sweep", *TINY_GRID]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("pending ") for line in lines)
+    assert "python -m pidkd run --profile embedded --dataset digits --teacher trained --method kd --seed 0" in lines[1]
+
+
+def test_sweep_launches_with_submitits_local_executor_and_gathers_results(results, capsys):
+    assert main(["sweep", *TINY_GRID, "--launch", "submitit-local", "--device", "cpu", "--timeout-min", "10"]) == 0
+    assert "2 runs finished" in capsys.readouterr().out  # the grid points; the teacher ran first, as a job of its own
+    assert main(["sweep", *TINY_GRID]) == 0
+    assert all(line.startswith("done ") for line in capsys.readouterr().out.splitlines())
+    assert (results / "submitit").is_dir()
+    assert main(["list"]) == 0
+    assert "cnn2d-teacher" in capsys.readouterr().out

@@ -40,7 +40,7 @@ def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again")
 
-    monkeypatch.setattr(measures.pid, "measure", no_measuring)
+    monkeypatch.setattr(measures.pid, "measure_codes", no_measuring)
     assert measures.measure_run(vid).equals(first)
     with pytest.raises(AssertionError, match="measured again"):
         measures.measure_run(vid, n_clusters=3)
