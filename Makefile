@@ -40,6 +40,7 @@ figures: $(ENV)
 		echo "papermill $$nb -> $$out"; \
 		TQDM_DISABLE=1 $(PY) -m papermill "$$nb" "$$out" -k $(KERNEL) --cwd notebooks \
 			-p profile $(PROFILE) --no-progress-bar || exit 1; \
+		$(PY) -m pidkd.notebooks "$$out"; \
 	done
 
 test: $(ENV)
