@@ -31,7 +31,8 @@ def measure_run(
     config = done.config
     if config.teacher is None:
         raise ConfigError(f"run {config.key} ({config.method}) has no teacher to measure against")
-    settings = dict(layers=list(layers), n_clusters=n_clusters, n_components=n_components, seed=seed)
+    fields = [f.name for f in dataclasses.fields(pid.Measurement)]
+    settings = dict(layers=list(layers), n_clusters=n_clusters, n_components=n_components, seed=seed, fields=fields)
     cache = done.directory / f"pid-{hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]}.csv"
     if cache.exists():
         return pd.read_csv(cache, dtype={"key": str})  # keys are hex: keep leading zeros

@@ -1,4 +1,4 @@
-"""Notebook hygiene for ``make figures``: drop the timings that papermill and nbclient record,
+"""Notebook hygiene for ``make figures``: drop the timings (and random ids) that papermill and nbclient record,
 so a re-executed notebook differs from the committed one only where its outputs do. Execution
 counts and outputs stay (nbval needs both).
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 
 TIMINGS = ("start_time", "end_time", "duration")
+INJECTED = "injected-parameters"
 
 
 def strip_timings(path: Path) -> None:
@@ -21,6 +22,9 @@ def strip_timings(path: Path) -> None:
         metadata.pop("execution", None)
         for key in TIMINGS:
             metadata.get("papermill", {}).pop(key, None)
+    for cell in notebook.cells:
+        if INJECTED in cell.metadata.get("tags", []):
+            cell.id = INJECTED  # papermill gives the cell it injects a random id on every run
     nbformat.write(notebook, path)
 
 

@@ -254,7 +254,8 @@ def test_shuffled_label_control_shows_only_the_estimator_bias():
     control = measure(t, s, y, control=True)
     assert control.mi < 0.05
     assert control.as_dict() == {**control.as_dict(), "n": 1000}
-    assert list(control.as_dict()) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "n"]
+    assert list(control.as_dict()) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts", "n"]
+    assert control.mi_ts > 0.9  # shuffling labels leaves the teacher-student relation (1 bit) intact
 
 
 def test_measure_accepts_torch_and_is_deterministic_without_global_state():
