@@ -304,7 +304,7 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
     if metrics_path.exists():
         return Run(config, directory, pd.read_csv(metrics_path))
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomic(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2, default=str))
+    write_atomic(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2, default=str))
     torch_device = resolve_device(device)
     teacher = None
     if config.teacher is not None:
@@ -341,11 +341,12 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
         after_epoch=save_representations,
     )
     metrics = pd.DataFrame(rows)
-    _write_atomic(metrics_path, metrics.to_csv(index=False))
+    write_atomic(metrics_path, metrics.to_csv(index=False))
     return Run(config, directory, metrics)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, then rename: readers never see a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -395,7 +396,7 @@ def collect_runs(profile: str, root: str | Path | None = None, write: bool = Tru
         frames.append(_frame(config, directory.name, pd.read_csv(metrics_path)))
     runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
     if write and frames:
-        _write_atomic(base / "runs.csv", runs.to_csv(index=False))
+        write_atomic(base / "runs.csv", runs.to_csv(index=False))
     return runs
 
 

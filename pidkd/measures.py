@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -48,24 +47,23 @@ def measure_run(
                 m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control)
                 rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})
     frame = experiment.label_rows(config, pd.DataFrame(rows))
-    tmp = cache.with_name(cache.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, cache)
+    experiment.write_atomic(cache, frame.to_csv(index=False))
     return frame
 
 
 def measure_runs(runs: list[experiment.Run], profile_folder: Path | None = None, progress: bool = True, **settings) -> pd.DataFrame:
     """``measure_run`` over the distillation runs among ``runs``, sharing each teacher's
     representations; written to ``profile_folder/pid.csv`` when given."""
-    teachers: dict[str, list[torch.Tensor]] = {}
+    teachers: dict[tuple[str, str], list[torch.Tensor]] = {}
     frames = []
     for done in progress_bar([r for r in runs if r.config.teacher is not None], progress, desc="PID"):
-        key = json.dumps(dataclasses.asdict(done.config.teacher), sort_keys=True, default=str)
+        # an untrained teacher's config names no dataset, so the dataset is part of the key
+        key = (done.config.dataset, json.dumps(dataclasses.asdict(done.config.teacher), sort_keys=True, default=str))
         if key not in teachers:
             teachers[key] = experiment.teacher_representations(done.config.teacher, done.config.dataset)
         frames.append(measure_run(done, teacher=teachers[key], **settings))
     table = pd.concat(frames, ignore_index=True)
     if profile_folder is not None:
         profile_folder.mkdir(parents=True, exist_ok=True)
-        table.to_csv(profile_folder / "pid.csv", index=False)
+        experiment.write_atomic(profile_folder / "pid.csv", table.to_csv(index=False))
     return table

@@ -1,6 +1,9 @@
 """PID measures of runs: rows per (epoch, layer, control), cached, shared teachers."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
 
 from pidkd import experiment, measures
@@ -50,3 +53,20 @@ def test_a_run_without_a_teacher_cannot_be_measured(runs):
     baseline = [r for r in runs if r.config.method == "baseline"][0]
     with pytest.raises(ConfigError, match="has no teacher"):
         measures.measure_run(baseline)
+
+
+def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
+    # cifar10 and cifar100 have the same untrained wrn-40-2 teacher config but different test sets
+    teacher = experiment.teacher_config("embedded", "digits", "untrained")
+    calls = []
+
+    def representations(config, dataset):
+        calls.append(dataset)
+        return f"features of {dataset}"
+
+    monkeypatch.setattr(experiment, "teacher_representations", representations)
+    monkeypatch.setattr(measures, "measure_run", lambda done, teacher, **settings: pd.DataFrame({"t": [teacher]}))
+    runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d)) for d in ("cifar10", "cifar10", "cifar100")]
+    table = measures.measure_runs(runs, progress=False)
+    assert calls == ["cifar10", "cifar100"]
+    assert list(table["t"]) == ["features of cifar10", "features of cifar10", "features of cifar100"]
