@@ -88,7 +88,8 @@ def load_dataset(
     training split of image datasets (the test split is never augmented); ``download`` fetches
     CIFAR if it is missing; ``image_size`` is CUB's crop side. ``samples_per_class`` keeps at
     most that many examples of each class, chosen by ``seed`` (see :func:`per_class_subset`).
-    Embedded datasets come as a ``TensorDataset``.
+    Embedded datasets and CIFAR come as a ``TensorDataset`` held in memory; augmented CIFAR as an
+    :class:`AugmentedTensors`, whose batches the training loop augments on its device.
     """
     check_name("dataset", name, DATASETS)
     if augment and DATASETS[name].embedded:
@@ -98,11 +99,13 @@ def load_dataset(
     elif name == "mnist1d":
         dataset = _tensor_dataset(*_mnist1d_arrays(train))
     elif name in _CIFAR_CLASSES:
-        dataset = _cifar(name, Path(root), train=train, augment=augment, download=download)
+        dataset = _cifar(name, Path(root), train=train, download=download)
     else:
         dataset = CUB200(root, train=train, transform=_cub_transform(train and augment, image_size))
     if samples_per_class is not None:
         dataset = per_class_subset(dataset, samples_per_class, seed=seed)
+    if name in _CIFAR_CLASSES and train and augment:
+        dataset = AugmentedTensors(*dataset.tensors, augment=CropFlip(4, _black(name)))
     return dataset
 
 
@@ -203,10 +206,54 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         n = len(self.tensors[0])
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.tensors[0].device)
+        pin = self.pin_memory and not self.tensors[0].is_cuda
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start:start + self.batch_size]
             batch = tuple(t[index] for t in self.tensors)
-            yield tuple(t.pin_memory() for t in batch) if self.pin_memory else batch
+            yield tuple(t.pin_memory() for t in batch) if pin else batch
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """Random crops of an image padded by ``padding`` pixels of colour ``fill``, then horizontal
+    flips with probability 1/2 (the CIFAR augmentation), drawn per image for a whole batch at
+    once on the batch's device: per-image PIL transforms in loader processes cannot keep a GPU busy
+    on 32x32 images."""
+
+    padding: int
+    fill: tuple[float, ...]
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        n, c, h, w = x.shape
+        p, device = self.padding, x.device
+        fill = torch.tensor(self.fill, dtype=x.dtype, device=device).view(1, c, 1, 1)
+        padded = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + w] = x
+        top, left = torch.randint(0, 2 * p + 1, (2, n, 1), generator=generator, device=device)
+        rows = (top + torch.arange(h, device=device))[:, None, :, None]
+        cols = (left + torch.arange(w, device=device))[:, None, None, :]
+        crops = padded[torch.arange(n, device=device)[:, None, None, None],
+                       torch.arange(c, device=device)[None, :, None, None], rows, cols]
+        flip = torch.rand(n, generator=generator, device=device) < 0.5
+        return torch.where(flip[:, None, None, None], crops.flip(3), crops)
+
+
+class AugmentedTensors(TensorDataset):
+    """A TensorDataset whose training batches the training loop passes through
+    ``augment(x, generator)`` on its device; indexing it gives the plain tensors."""
+
+    def __init__(self, *tensors: Tensor, augment: Callable[[Tensor, torch.Generator], Tensor]) -> None:
+        super().__init__(*tensors)
+        self.augment = augment
+
+
+def on_device(dataset: TensorDataset, device: torch.device) -> TensorDataset:
+    """``dataset`` with its tensors moved to ``device`` (an augmented one keeps its augmentation)."""
+    tensors = [t.to(device) for t in dataset.tensors]
+    if isinstance(dataset, AugmentedTensors):
+        return AugmentedTensors(*tensors, augment=dataset.augment)
+    return TensorDataset(*tensors)
 
 
 class CUB200(Dataset):
@@ -293,20 +340,27 @@ def _tensor_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
     return TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))
 
 
-def _cifar(name: str, root: Path, *, train: bool, augment: bool, download: bool) -> tvd.CIFAR10:
-    """torchvision's CIFAR-10/100 normalised per channel, with crop-and-flip on augmented training data."""
+def _cifar(name: str, root: Path, *, train: bool, download: bool) -> TensorDataset:
+    """torchvision's CIFAR-10/100 as in-memory tensors normalised per channel (the same numbers as
+    ``ToTensor`` and ``Normalize``): 50,000 images take 600 MB and batch without loader workers."""
     cls = _CIFAR_CLASSES[name]
-    mean, std = CIFAR_STATS[name]
-    steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train and augment else []
-    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
     try:
-        return cls(root, train=train, download=download, transform=transform)
+        raw = cls(root, train=train, download=download)
     except RuntimeError as err:
         if "not found or corrupted" not in str(err):
             raise
         raise DatasetNotFoundError(
             f"{name} not found (or corrupted) in {root / cls.base_folder}: pass download=True, "
             f"or run `python -m pidkd download {name}`") from err
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in CIFAR_STATS[name])
+    x = torch.from_numpy(raw.data).permute(0, 3, 1, 2).float().div(255)
+    return TensorDataset(x.sub(mean).div(std).contiguous(), torch.tensor(raw.targets, dtype=torch.int64))
+
+
+def _black(name: str) -> tuple[float, ...]:
+    """A black pixel of CIFAR dataset ``name`` in normalised units: what crop padding adds."""
+    mean, std = (torch.tensor(v) for v in CIFAR_STATS[name])
+    return tuple(torch.zeros(3).sub(mean).div(std).tolist())  # float32 arithmetic, as the images
 
 
 def _cub_transform(augment: bool, image_size: int) -> Callable[[Image.Image], Tensor]:

@@ -26,7 +26,7 @@ from .errors import CheckpointError, ConfigError, check_name
 from .methods import METHODS, build_method
 from .models import build_model
 from .teachers import KINDS, Noise, Teacher, reestimate_batchnorm
-from .train import Recipe, fit, load_checkpoint, progress_bar, representations, resolve_device, save_atomic
+from .train import Recipe, Speed, fit, load_checkpoint, progress_bar, representations, resolve_device, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ Items = tuple[tuple[str, Any], ...]
 
 def _items(mapping: dict[str, Any] | None) -> Items:
     return tuple(sorted((mapping or {}).items()))
+
+
+PID_DTYPES = ("float32", "float16")
+"""How saved representations may be stored; float16 halves the disk a paper-profile run takes."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,11 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything that determines a run's numbers; its hash is the run's key."""
+    """Everything that determines a run's numbers; its hash is the run's key.
+
+    At each of ``pid_epochs`` the test-set features of the ``pid_layers`` (indices into the
+    distilled layers, -1 the last; empty for all) are saved as ``pid_dtype`` for PID measures.
+    """
 
     profile: str
     dataset: str
@@ -68,6 +76,11 @@ class Config:
     samples_per_class: int | None = None
     augment: bool = False
     pid_epochs: tuple[int, ...] = ()
+    pid_layers: tuple[int, ...] = ()
+    pid_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        check_name("pid dtype", self.pid_dtype, PID_DTYPES)
 
     @property
     def key(self) -> str:
@@ -124,10 +137,23 @@ def _recipe(section: dict[str, Any], extra: dict[str, Any] | None = None) -> Rec
     return _build(Recipe, fields, "recipe")
 
 
+def _training(spec: dict[str, Any], dataset: str, section: str) -> dict[str, Any]:
+    """A profile's ``teacher_training`` or ``student_training`` for ``dataset``: the profile-wide
+    section with the dataset's own section of that name over it, sub-sections merged by field."""
+    merged = copy.deepcopy(spec[section])
+    for name, value in (spec["datasets"][dataset].get(section) or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **value}
+        else:
+            merged[name] = value
+    return merged
+
+
 def teacher_run(spec: dict[str, Any], dataset: str) -> Config:
-    """The run that trains a dataset's teacher: a baseline run of the teacher model."""
+    """The run that trains a dataset's teacher: a baseline run of the teacher model (for an
+    ImageNet-pretrained one, its fine-tuning)."""
     entry = spec["datasets"][dataset]
-    training = spec["teacher_training"]
+    training = _training(spec, dataset, "teacher_training")
     return Config(
         profile=spec["name"],
         dataset=dataset,
@@ -162,6 +188,9 @@ def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherCon
     check_name("dataset", dataset, spec["datasets"])
     check_name("teacher kind", kind, KINDS)
     trains_teacher = teacher_run(spec, dataset)
+    options = dict(trains_teacher.options)
+    if kind == "untrained":
+        options.pop("pretrained", None)  # randomly initialised, whatever the trained one starts from
     settings = dict(spec["teachers"].get(kind) or {})
     reestimate_bn = bool(settings.pop("reestimate_bn", False)) if kind == "untrained" else False
     if kind != "noisy" and settings:
@@ -172,7 +201,7 @@ def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherCon
         model=trains_teacher.model,
         seed=trains_teacher.seed,
         run=None if kind == "untrained" else trains_teacher,
-        options=trains_teacher.options,
+        options=_items(options),
         reestimate_bn=reestimate_bn,
         noise=_build(Noise, settings, "teachers.noisy") if kind == "noisy" else None,
     )
@@ -184,7 +213,7 @@ def _resolve(spec: dict[str, Any], dataset: str, teacher: str, method: str, seed
     check_name("method", method, METHODS)
     teacher_config = _teacher_config(spec, dataset, teacher) if METHODS[method].needs_teacher else None
     entry = spec["datasets"][dataset]
-    training = spec["student_training"]
+    training = _training(spec, dataset, "student_training")
     distillation = training.get("distillation") if METHODS[method].needs_teacher else None
     return Config(
         profile=spec["name"],
@@ -200,6 +229,8 @@ def _resolve(spec: dict[str, Any], dataset: str, teacher: str, method: str, seed
         samples_per_class=entry.get("samples_per_class"),
         augment=entry.get("augment", False),
         pid_epochs=tuple(training.get("pid_epochs", ())),
+        pid_layers=tuple(spec.get("pid", {}).get("layers", ())),
+        pid_dtype=spec.get("pid", {}).get("dtype", "float32"),
     )
 
 
@@ -271,20 +302,27 @@ def _network(model: str, dataset: str, seed: int, options: Items) -> torch.nn.Mo
     return build_model(model, info.num_classes, info.in_channels, **dict(options))
 
 
-def load_trained(config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True) -> torch.nn.Module:
+def load_trained(
+    config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True, speed: Speed = Speed()
+) -> torch.nn.Module:
     """The network a run trained, with its final weights (training it first if needed)."""
-    done = run(config, root=root, device=device, progress=progress)
+    done = run(config, root=root, device=device, progress=progress, speed=speed)
     network = _network(config.model, config.dataset, config.seed, config.options)
     network.load_state_dict(load_checkpoint(done.directory / "checkpoint.pt")["student"])
     return network
 
 
 def make_teacher(
-    config: TeacherConfig, dataset: str, root: str | Path | None = None, device: str = "auto", progress: bool = True
+    config: TeacherConfig,
+    dataset: str,
+    root: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    speed: Speed = Speed(),
 ) -> Teacher:
     """The frozen teacher a config names: trained (and maybe noisy) from its run, or untrained."""
     if config.run is not None:
-        network = load_trained(config.run, root=root, device=device, progress=progress)
+        network = load_trained(config.run, root=root, device=device, progress=progress, speed=speed)
     else:
         network = _network(config.model, dataset, config.seed, config.options)
         if config.reestimate_bn:
@@ -293,11 +331,14 @@ def make_teacher(
     return Teacher(network, config.kind, config.noise)
 
 
-def run(config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True) -> Run:
+def run(
+    config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True, speed: Speed = Speed()
+) -> Run:
     """Train the run ``config`` describes, or return it from ``results/`` if it finished before.
 
     An interrupted run resumes from its last checkpoint. Files appear atomically, and
-    ``metrics.csv`` is written last: a run without it is not finished.
+    ``metrics.csv`` is written last: a run without it is not finished. ``speed`` says how it is
+    computed on the device (see :class:`~pidkd.train.Speed`); it is not part of the run's key.
     """
     directory = run_dir(config, root)
     metrics_path = directory / "metrics.csv"
@@ -308,7 +349,7 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
     torch_device = resolve_device(device)
     teacher = None
     if config.teacher is not None:
-        teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress)
+        teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress, speed=speed)
     train = _load(config.dataset, True, config.samples_per_class, config.augment)
     test = test_set(config.dataset)
     student = _network(config.model, config.dataset, config.seed, config.options)
@@ -320,11 +361,17 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
         **dict(config.params),
     )
     saved = directory / "representations"
+    layers = len(student.feature_channels)
+    kept = {layer % layers for layer in config.pid_layers} or set(range(layers))
+    dtype = getattr(torch, config.pid_dtype)
 
     def save_representations(epoch: int, network: torch.nn.Module) -> None:
+        """The test-set features of the PID layers (None in the place of the others)."""
         if epoch in config.pid_epochs:
             saved.mkdir(exist_ok=True)
-            save_atomic(representations(network, test, torch_device), saved / f"epoch-{epoch:03d}.pt")
+            features = representations(network, test, torch_device, speed.workers)
+            kept_features = [f.to(dtype) if i in kept else None for i, f in enumerate(features)]
+            save_atomic(kept_features, saved / f"epoch-{epoch:03d}.pt")
 
     rows = fit(
         student,
@@ -339,6 +386,7 @@ def run(config: Config, root: str | Path | None = None, device: str = "auto", pr
         checkpoint=directory / "checkpoint.pt",
         progress=progress,
         after_epoch=save_representations,
+        speed=speed,
     )
     metrics = pd.DataFrame(rows)
     write_atomic(metrics_path, metrics.to_csv(index=False))
@@ -411,6 +459,7 @@ def run_grid(
     device: str = "auto",
     progress: bool = True,
     executor: Any = None,
+    speed: Speed = Speed(),
 ) -> list[Run]:
     """Run ``configs``, trained teachers first (students need them), and return them all.
 
@@ -425,13 +474,13 @@ def run_grid(
         if not todo:
             continue
         if executor is not None:
-            _wait([executor.submit(run, c, root, device, False) for c in todo], progress)
+            _wait([executor.submit(run, c, root, device, False, speed) for c in todo], progress)
         elif jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                _wait([pool.submit(run, c, root, device, False) for c in todo], progress)
+                _wait([pool.submit(run, c, root, device, False, speed) for c in todo], progress)
         else:
             for config in progress_bar(todo, progress, desc="runs"):
-                run(config, root=root, device=device, progress=False)
+                run(config, root=root, device=device, progress=False, speed=speed)
     return [run(c, root=root, device=device, progress=False) for c in configs]
 
 

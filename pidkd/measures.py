@@ -42,7 +42,11 @@ def measure_run(
         index = layer % len(teacher)
         codes_t = pid.discretize(teacher[index], n_clusters, n_components, seed)
         for epoch in config.pid_epochs:
-            codes_s = pid.discretize(experiment.load_representations(done, epoch)[index], n_clusters, n_components, seed)
+            student = experiment.load_representations(done, epoch)[index]
+            if student is None:
+                raise ConfigError(f"run {config.key} saved no features of layer {index + 1}: its pid layers are "
+                                  f"{list(config.pid_layers)}; measure those, or rerun it with that layer in pid.layers")
+            codes_s = pid.discretize(student, n_clusters, n_components, seed)
             for control in (False, True):
                 m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control)
                 rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})

@@ -1,5 +1,6 @@
 """The one training loop, for teachers and students alike: phases, optimisers, the milestone
-schedule, clipping, mixed precision, a progress bar, per-epoch metrics, checkpoint and resume."""
+schedule, clipping, mixed precision and the other speed options, a progress bar, per-epoch
+metrics, checkpoint and resume."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm import tqdm
 
-from .data import batches
+from .data import AugmentedTensors, batches, on_device
 from .errors import CheckpointError, ConfigError, DivergenceError, check_name
 from .methods import STUDENT, Method, Outputs
 from .teachers import Teacher
@@ -82,6 +83,22 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How a run is computed, not what it computes, so none of it enters a run's key: on CUDA,
+    channels-last memory layout for image batches; ``torch.compile`` of the student and the
+    teacher (compiling takes a minute or two, worth it for long runs); loader processes
+    (``workers``) for datasets read from files (CUB), which are pinned and persistent."""
+
+    channels_last: bool = True
+    compile: bool = False
+    workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, not {self.workers}")
+
+
 def resolve_device(device: str = "auto", threads: int | None = None) -> torch.device:
     """Pick CUDA, then MPS, then CPU for ``"auto"``; on CPU set torch's thread count explicitly.
 
@@ -125,34 +142,38 @@ def load_checkpoint(path: Path) -> dict:
         ) from error
 
 
-def _with_teacher_outputs(dataset: Dataset, teacher: Teacher, device: torch.device, batch_size: int) -> Dataset:
-    """Append the teacher's (clean) outputs to an unaugmented tensor dataset, computed once."""
+def _with_teacher_outputs(dataset: TensorDataset, teacher: nn.Module, batch_size: int) -> TensorDataset:
+    """Append the teacher's (clean) outputs to an unaugmented tensor dataset, computed once on
+    the dataset's device."""
     x, y = dataset.tensors
     with torch.no_grad():
-        chunks = [teacher(xb.to(device)) for xb in x.split(batch_size)]
+        chunks = [teacher(xb) for xb in x.split(batch_size)]
     logits = torch.cat([c.logits for c in chunks])
     features = [torch.cat([c.features[i] for c in chunks]) for i in range(len(chunks[0].features))]
     return TensorDataset(x, y, logits, *features)
 
 
-def _outputs(model: nn.Module, dataset: Dataset, device: torch.device) -> Iterator[tuple[Tensor, list[Tensor], Tensor]]:
+def _outputs(
+    model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0
+) -> Iterator[tuple[Tensor, list[Tensor], Tensor]]:
     """(logits, features, labels) of ``model`` in eval and inference mode, batch by batch."""
     model.eval()
     with torch.inference_mode():
-        for x, y in batches(dataset, 512, shuffle=False):
-            logits, features = model(x.to(device))
+        for x, y in batches(dataset, 512, shuffle=False, num_workers=workers, pin_memory=True):
+            logits, features = model(x.to(device, non_blocking=True))
             yield logits, features, y
 
 
-def evaluate(model: nn.Module, dataset: Dataset, device: torch.device) -> float:
-    """Test accuracy of ``model`` on ``dataset``."""
-    correct = sum((logits.argmax(1).cpu() == y).sum().item() for logits, _, y in _outputs(model, dataset, device))
+def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0) -> float:
+    """Test accuracy of ``model`` on ``dataset`` (``workers`` loader processes for file-backed data)."""
+    outputs = _outputs(model, dataset, device, workers)
+    correct = sum((logits.argmax(1).cpu() == y.cpu()).sum().item() for logits, _, y in outputs)
     return correct / len(dataset)
 
 
-def representations(model: nn.Module, dataset: Dataset, device: torch.device) -> list[Tensor]:
+def representations(model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0) -> list[Tensor]:
     """The distilled features of ``model`` for every example of ``dataset``, one tensor a layer, on the CPU."""
-    layers = zip(*(features for _, features, _ in _outputs(model, dataset, device)))
+    layers = zip(*(features for _, features, _ in _outputs(model, dataset, device, workers)))
     return [torch.cat([f.float().cpu() for f in layer]) for layer in layers]
 
 
@@ -189,6 +210,7 @@ def fit(
     checkpoint: Path | None = None,
     progress: bool = True,
     after_epoch: Callable[[int, nn.Module], None] | None = None,
+    speed: Speed = Speed(),
 ) -> list[dict]:
     """Train ``student`` with ``method`` for ``epochs`` and return one metrics row per epoch.
 
@@ -197,12 +219,18 @@ def fit(
 
     With ``checkpoint``, state is written there atomically after every epoch and training
     resumes from it; each epoch reseeds from ``(seed, epoch)``, so a resumed run ends with the
-    same numbers as an uninterrupted one.
+    same numbers as an uninterrupted one (for file-backed datasets read by loader processes,
+    only up to their augmentation draws).
+
+    On CUDA a tensor dataset moves to the GPU once and is augmented there (an
+    :class:`AugmentedTensors`); an unaugmented one gets the teacher's outputs computed once.
     """
     if method.needs_teacher and teacher is None:
         raise ConfigError(f"method {type(method).__name__} needs a teacher; pass teacher=...")
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    student.to(device)
+    channels_last = speed.channels_last and device.type == "cuda" and test_set[0][0].dim() == 3
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    student.to(device, memory_format=layout)
     method.to(device)
     phases = _Phases(student, method, recipe)
     precision = Precision(device)
@@ -221,36 +249,41 @@ def fit(
 
     use_teacher = method.needs_teacher
     if use_teacher:
-        teacher.to(device)
-        if isinstance(train_set, TensorDataset):
-            train_set = _with_teacher_outputs(train_set, teacher, device, 512)
+        teacher.to(device, memory_format=layout)
+    forward = torch.compile(student) if speed.compile else student
+    teacher_forward = torch.compile(teacher) if speed.compile and use_teacher else teacher
+    augment = train_set.augment if isinstance(train_set, AugmentedTensors) else None
+    if isinstance(train_set, TensorDataset) and device.type == "cuda":
+        train_set = on_device(train_set, device)
+    if use_teacher and isinstance(train_set, TensorDataset) and augment is None:
+        train_set = _with_teacher_outputs(train_set, teacher_forward, 512)
+    loader = batches(train_set, recipe.batch_size, shuffle=True, seed=seed, num_workers=speed.workers, pin_memory=True)
 
     for epoch in range(start, epochs):
         began = time.perf_counter()
         method.train()
         phase = method.begin_epoch(epoch, epochs)
         torch.manual_seed(epoch_seed(seed, epoch))
-        noise = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))
+        loader.generator.manual_seed(epoch_seed(seed, epoch))
+        draws = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))  # augmentation and noise
         optimizer = phases.optimizer(phase)
         lr = recipe.learning_rate(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         student.train(phase == STUDENT)
         total, count = 0.0, 0
-        bar = progress_bar(
-            batches(train_set, recipe.batch_size, shuffle=True, seed=epoch_seed(seed, epoch)),
-            progress,
-            desc=f"epoch {epoch + 1}/{epochs} {phase}",
-            leave=False,
-        )
+        bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
         for x, y, *cached in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x, draws)
+            x = x.contiguous(memory_format=layout)
             with precision.autocast():
                 teacher_out = None
                 if use_teacher:
-                    teacher_out = _teacher_outputs(teacher, x, cached, device, noise)
+                    teacher_out = _teacher_outputs(teacher, teacher_forward, x, cached, device, draws)
                 with contextlib.nullcontext() if phase == STUDENT else torch.no_grad():
-                    logits, features = student(x)
+                    logits, features = forward(x)
                 loss = method.loss(phase, Outputs(logits, features), teacher_out, y)
             _step(loss, optimizer, phases.parameters(phase), recipe, precision)
             total += loss.item() * len(y)
@@ -261,7 +294,7 @@ def fit(
                 "phase": phase,
                 "lr": lr,
                 "train_loss": total / count,
-                "test_acc": evaluate(student, test_set, device),
+                "test_acc": evaluate(student, test_set, device, speed.workers),
                 "seconds": time.perf_counter() - began,
             }
         )
@@ -282,14 +315,15 @@ def fit(
 
 
 def _teacher_outputs(
-    teacher: Teacher, x: Tensor, cached: list[Tensor], device: torch.device, noise: torch.Generator
+    teacher: Teacher, forward: nn.Module, x: Tensor, cached: list[Tensor], device: torch.device, noise: torch.Generator
 ) -> Outputs:
-    """The teacher's outputs for a batch, from the cache when there is one, then corrupted."""
+    """The teacher's outputs for a batch (``forward`` is the teacher, perhaps compiled), from the
+    cache when there is one, then corrupted."""
     if cached:
         clean = Outputs(cached[0].to(device), [f.to(device) for f in cached[1:]])
     else:
         with torch.inference_mode():
-            clean = teacher(x)
+            clean = forward(x)
         # Inference tensors cannot be saved for backward; plain copies can be used as targets.
         clean = Outputs(clean.logits.clone(), [f.clone() for f in clean.features])
     return teacher.corrupt(clean, noise)

@@ -177,25 +177,53 @@ def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_siz
         torch.testing.assert_close(x, (pixels - mean) / std)
 
 
-def test_cifar_augmentation_keeps_shape_and_changes_images(tmp_path, no_md5):
+def _crops_and_flips(image: torch.Tensor, fill: torch.Tensor, padding: int = 4) -> list[torch.Tensor]:
+    """Every crop of ``image`` padded with ``fill`` and every flip of one: what CropFlip may return."""
+    c, h, w = image.shape
+    padded = fill.view(c, 1, 1).expand(c, h + 2 * padding, w + 2 * padding).clone()
+    padded[:, padding:padding + h, padding:padding + w] = image
+    crops = [padded[:, i:i + h, j:j + w] for i in range(2 * padding + 1) for j in range(2 * padding + 1)]
+    return crops + [crop.flip(2) for crop in crops]
+
+
+def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path, no_md5):
     _write_cifar(tmp_path, "cifar10")
     plain = data.load_dataset("cifar10", train=True, root=tmp_path)
     augmented = data.load_dataset("cifar10", train=True, root=tmp_path, augment=True)
-    torch.manual_seed(0)
-    draws = [augmented[0][0] for _ in range(8)]
-    assert all(x.shape == (3, 32, 32) for x in draws)
-    assert any(not torch.equal(x, plain[0][0]) for x in draws)
+    assert isinstance(augmented, data.AugmentedTensors)
+    assert torch.equal(augmented.tensors[0], plain.tensors[0])  # indexing gives the plain images
+    x = plain.tensors[0]
+    black = (torch.zeros(3) - torch.tensor(data.CIFAR_STATS["cifar10"][0])) / torch.tensor(data.CIFAR_STATS["cifar10"][1])
+    draws = [augmented.augment(x, torch.Generator().manual_seed(seed)) for seed in range(4)]
+    for draw in draws:
+        assert draw.shape == x.shape
+        for i in range(len(x)):
+            assert any(torch.equal(draw[i], option) for option in _crops_and_flips(x[i], black))
+    assert torch.equal(draws[0], augmented.augment(x, torch.Generator().manual_seed(0)))
+    assert not torch.equal(draws[0], draws[1])
+    assert any(not torch.equal(draw, x) for draw in draws)
     test = data.load_dataset("cifar10", train=False, root=tmp_path, augment=True)
-    assert torch.equal(test[0][0], data.load_dataset("cifar10", train=False, root=tmp_path)[0][0])
+    assert type(test) is TensorDataset
+
+
+def test_crop_flip_draws_every_offset_and_both_flips():
+    x = torch.arange(4.0).view(1, 1, 2, 2).expand(4000, 1, 2, 2)
+    out = data.CropFlip(1, (-1.0,))(x, torch.Generator().manual_seed(0))
+    seen = {tuple(image.flatten().tolist()) for image in out}
+    assert len(seen) == 18  # 3 x 3 offsets, each flipped or not, all distinct here
 
 
 def test_cifar_subset_is_a_subset(tmp_path, no_md5):
     _write_cifar(tmp_path, "cifar10")
+    full = data.load_dataset("cifar10", train=True, root=tmp_path)
     sub = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1)
-    assert isinstance(sub, Subset)
+    assert isinstance(sub, TensorDataset)
     labels = data.targets(sub)
-    assert len(labels) == len(set(labels.tolist())) == len(set(data.targets(sub.dataset).tolist()))
-    assert [sub[i][1] for i in range(len(sub))] == labels.tolist()
+    assert len(labels) == len(set(labels.tolist())) == len(set(data.targets(full).tolist()))
+    rows = [next(i for i in range(len(full)) if torch.equal(full[i][0], sub[k][0])) for k in range(len(sub))]
+    assert data.targets(full)[rows].tolist() == labels.tolist()
+    augmented = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1, augment=True)
+    assert isinstance(augmented, data.AugmentedTensors) and torch.equal(augmented.tensors[0], sub.tensors[0])
 
 
 def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):

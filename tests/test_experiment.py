@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 import pytest
 
-from pidkd import experiment
+from pidkd import experiment, measures
 from pidkd.errors import ConfigError
 
 FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2}
@@ -112,12 +112,24 @@ def test_representations_are_saved_at_the_pid_epochs(results):
     done = experiment.run(config, device="cpu", progress=False)
     student = experiment.load_representations(done, 2)
     teacher = experiment.teacher_representations(config.teacher, "digits", device="cpu")
-    assert [f.shape[1] for f in student] == [8, 16, 32] and [f.shape[1] for f in teacher] == [32, 64, 128]
-    assert len(student[0]) == len(teacher[0]) == 540  # the digits test split
+    assert student[:2] == [None, None]  # only the profile's pid layers (the last) are kept
+    assert student[2].shape[1] == 32 and [f.shape[1] for f in teacher] == [32, 64, 128]
+    assert len(student[2]) == len(teacher[0]) == 540  # the digits test split
     clean = experiment.teacher_representations(replace(config.teacher, kind="trained", noise=None), "digits", device="cpu")
     assert not torch.equal(teacher[2], clean[2])  # the noisy teacher's features are corrupted
     with pytest.raises(ConfigError, match="not among the run's pid_epochs"):
         experiment.load_representations(done, 1)
+
+
+def test_pid_layers_and_dtype_say_what_is_saved(results):
+    overrides = {**FAST, "student_training.pid_epochs": [1], "pid.layers": [0, -1], "pid.dtype": "float16"}
+    done = experiment.run(experiment.resolve("embedded", "digits", "trained", "kd", 0, overrides), device="cpu", progress=False)
+    saved = experiment.load_representations(done, 1)
+    assert saved[1] is None and [f.dtype for f in (saved[0], saved[2])] == [torch.float16] * 2
+    with pytest.raises(ConfigError, match="saved no features of layer 2"):
+        measures.measure_run(done, layers=(1,))
+    with pytest.raises(ConfigError, match="unknown pid dtype 'bfloat16'"):
+        experiment.resolve("embedded", "digits", "trained", "kd", 0, {"pid.dtype": "bfloat16"})
 
 
 def test_the_noise_grid_varies_only_the_noisy_teachers_sigma():
