@@ -12,6 +12,7 @@ import yaml
 
 from . import data, experiment
 from .errors import PidkdError
+from .train import Speed
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--device", default="auto")
     one.add_argument("--results", default=None, help="results folder (default $PIDKD_RESULTS or results)")
     one.add_argument("--quiet", action="store_true", help="no progress bar")
+    _speed_arguments(one)
 
     listing = commands.add_parser("list", help="list the finished runs of a profile")
     listing.add_argument("--profile", default="embedded")
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--timeout-min", type=int, default=24 * 60)
     sweep.add_argument("--device", default="auto")
     sweep.add_argument("--results", default=None)
+    _speed_arguments(sweep)
 
     fetch = commands.add_parser("download", help="download a dataset into data/")
     fetch.add_argument("dataset")
@@ -61,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 LAUNCHERS = ("processes", "submitit-local", "slurm")
+
+
+def _speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :class:`pidkd.train.Speed`: how runs are computed, never part of their keys."""
+    parser.add_argument("--compile", action="store_true", help="torch.compile the student and the teacher")
+    parser.add_argument("--workers", type=int, default=Speed.workers, help="loader processes for file-backed datasets (CUB)")
+    parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
+
+
+def _speed(args: argparse.Namespace) -> Speed:
+    return Speed(channels_last=not args.no_channels_last, compile=args.compile, workers=args.workers)
 
 
 def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]]) -> str:
@@ -98,7 +112,8 @@ def _sweep(args: argparse.Namespace) -> None:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
             print(f"{status} {config.key}  {_command(config, args.profile, args.set)}")
         return
-    runs = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device, executor=_executor(args))
+    runs = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device,
+                               executor=_executor(args), speed=_speed(args))
     print(f"{len(runs)} runs finished under {experiment.results_root(args.results) / args.profile / 'runs'}")
 
 
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             config = experiment.resolve(
                 args.profile, args.dataset, args.teacher, args.method, args.seed, dict(args.set)
             )
-            done = experiment.run(config, root=args.results, device=args.device, progress=not args.quiet)
+            done = experiment.run(config, root=args.results, device=args.device, progress=not args.quiet, speed=_speed(args))
             print(f"{done.directory}  test_acc={done.final_accuracy:.4f}")
         elif args.command == "list":
             runs = experiment.collect_runs(args.profile, root=args.results)

@@ -16,6 +16,10 @@ class DatasetNotFoundError(PidkdError, FileNotFoundError):
     """A dataset that is not on disk where pidkd looks for it."""
 
 
+class WeightsNotFoundError(PidkdError, FileNotFoundError):
+    """Pretrained weights that are neither cached nor downloadable."""
+
+
 class CheckpointError(PidkdError):
     """A checkpoint or run file that cannot be read (truncated, corrupt, or from another version)."""
 

@@ -99,16 +99,12 @@ def profile_names() -> list[str]:
 
 
 def load_profile(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A profile as a dict (a shipped name or a YAML path), with dotted-key ``overrides`` applied."""
-    if profile.endswith((".yaml", ".yml")):
-        path = Path(profile)
-        if not path.exists():
-            raise ConfigError(f"profile file {path} does not exist")
-        text = path.read_text()
-    else:
-        check_name("profile", profile, profile_names())
-        text = resources.files("pidkd.profiles").joinpath(f"{profile}.yaml").read_text()
-    spec = yaml.safe_load(text)
+    """A profile as a dict (a shipped name or a YAML path), with dotted-key ``overrides`` applied.
+
+    A profile that says ``extends: <profile>`` is that profile with its own entries merged over
+    it, mapping by mapping.
+    """
+    spec = _read_profile(profile)
     spec["name"] = Path(profile).stem
     for dotted, value in (overrides or {}).items():
         node = spec
@@ -119,6 +115,32 @@ def load_profile(profile: str, overrides: dict[str, Any] | None = None) -> dict[
             node = node[name]
         node[leaf] = copy.deepcopy(value)
     return spec
+
+
+def _read_profile(profile: str, extended: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's YAML as a dict, with what it ``extends`` merged under it."""
+    if profile in extended:
+        raise ConfigError(f"profile {profile!r} extends itself through {' -> '.join(extended)}")
+    if profile.endswith((".yaml", ".yml")):
+        path = Path(profile)
+        if not path.exists():
+            raise ConfigError(f"profile file {path} does not exist")
+        text = path.read_text()
+    else:
+        check_name("profile", profile, profile_names())
+        text = resources.files("pidkd.profiles").joinpath(f"{profile}.yaml").read_text()
+    spec = yaml.safe_load(text)
+    base = spec.pop("extends", None)
+    return _merge(_read_profile(base, (*extended, profile)), spec) if base else spec
+
+
+def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` over ``base``: mappings merged key by key, anything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else copy.deepcopy(value)
+    return merged
 
 
 def _build(cls: type, fields: dict[str, Any], section: str) -> Any:
@@ -139,14 +161,8 @@ def _recipe(section: dict[str, Any], extra: dict[str, Any] | None = None) -> Rec
 
 def _training(spec: dict[str, Any], dataset: str, section: str) -> dict[str, Any]:
     """A profile's ``teacher_training`` or ``student_training`` for ``dataset``: the profile-wide
-    section with the dataset's own section of that name over it, sub-sections merged by field."""
-    merged = copy.deepcopy(spec[section])
-    for name, value in (spec["datasets"][dataset].get(section) or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(name), dict):
-            merged[name] = {**merged[name], **value}
-        else:
-            merged[name] = value
-    return merged
+    section with the dataset's own section of that name merged over it."""
+    return _merge(spec[section], spec["datasets"][dataset].get(section) or {})
 
 
 def teacher_run(spec: dict[str, Any], dataset: str) -> Config:
@@ -214,14 +230,15 @@ def _resolve(spec: dict[str, Any], dataset: str, teacher: str, method: str, seed
     teacher_config = _teacher_config(spec, dataset, teacher) if METHODS[method].needs_teacher else None
     entry = spec["datasets"][dataset]
     training = _training(spec, dataset, "student_training")
-    distillation = training.get("distillation") if METHODS[method].needs_teacher else None
+    distillation = training.get("distillation") if METHODS[method].needs_teacher else {}
+    own_recipe = (training.get("method_recipes") or {}).get(method)
     return Config(
         profile=spec["name"],
         dataset=dataset,
         model=entry["student_model"],
         seed=seed,
         epochs=training["epochs"],
-        recipe=_recipe(training, distillation),
+        recipe=_recipe(training, {**(distillation or {}), **(own_recipe or {})}),
         method=method,
         params=_items(spec["methods"].get(method)),
         teacher=teacher_config,

@@ -228,6 +228,10 @@ class VID(Method):
         return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
 
 
+VARIANCE_PENALTIES = {"log": torch.log, "square": torch.square}
+"""RID's student-phase term in the variance v, by name."""
+
+
 class RID(Method):
     """Redundant information distillation (the paper's method): a teacher filter keeps of the
     teacher's feature only what predicts the label, and the student, through its own filter, is
@@ -237,6 +241,9 @@ class RID(Method):
     floor(r E / R') to floor((r + 1) E / R') - 1; of a round of L epochs the first ceil(rho L)
     are FILTER (at least one when rho > 0), the rest STUDENT, as in the authors' code
     (epoch % L < rho L). rho L is rounded to 6 decimals first so that, e.g., 0.1 * 30 gives 3.
+
+    ``variance_penalty`` is the student phase's term in v: ``log`` (the paper's Gaussian
+    likelihood) or ``square`` (mean v^2, what the authors' prototype ran, SPEC §6).
     """
 
     def __init__(
@@ -249,12 +256,14 @@ class RID(Method):
         weight: float = 10.0,
         rounds: int = 10,
         filter_fraction: float = 0.25,
+        variance_penalty: str = "log",
     ) -> None:
         super().__init__(
             student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
         )
         check_layers(self.student_channels, self.teacher_channels)
         name = type(self).__name__.lower()
+        check_name(f"{name} variance_penalty", variance_penalty, VARIANCE_PENALTIES)
         if not isinstance(rounds, int) or rounds < 1:
             raise ConfigError(f"{name} rounds must be a positive integer, not {rounds!r}")
         if not 0 <= filter_fraction <= 1:
@@ -263,6 +272,7 @@ class RID(Method):
         self.weight = weight
         self.rounds = rounds
         self.filter_fraction = filter_fraction
+        self.variance_penalty = VARIANCE_PENALTIES[variance_penalty]
         pairs = list(zip(self.student_channels, self.teacher_channels))
         self.teacher_filters = nn.ModuleList(Pointwise((t, t, s)) for s, t in pairs)
         self.heads = nn.ModuleList(nn.Linear(s, num_classes) for s in self.student_channels)
@@ -312,7 +322,7 @@ class RID(Method):
         """FILTER: sum_l CE(h_l(f_t,l(T_l)), y), plus from the second round on
         sum_l mean((f_s,l(S_l) - f_t,l(T_l))^2 / v_l) with the student side fixed.
         STUDENT: ce_weight * CE + weight * sum_l mean(log v_l + (f_s,l(S_l) - f_t,l(T_l))^2 / v_l)
-        with the teacher filter fixed."""
+        with the teacher filter fixed (v_l^2 in place of log v_l for variance_penalty square)."""
         if self.round is None:
             raise RuntimeError(f"call begin_epoch(epoch, epochs) before {type(self).__name__}.loss")
         pairs = list(enumerate(zip(student.features, teacher.features, strict=True)))
@@ -331,7 +341,9 @@ class RID(Method):
         for l, (s, t) in pairs:
             with torch.no_grad():
                 filtered = self.teacher_filters[l](t)
-            distill = distill + gaussian_nll(filtered, self.student_filters[l](s), self.variances[l]())
+            variance = self.variances[l]()
+            distill = distill + self.variance_penalty(variance).mean() + scaled_error(
+                filtered, self.student_filters[l](s), variance)
         return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
 
 
@@ -349,6 +361,7 @@ class TED(RID):
         weight: float = 10.0,
         rounds: int = 1,
         filter_fraction: float = 0.125,
+        variance_penalty: str = "log",
     ) -> None:
         super().__init__(
             student_channels=student_channels,
@@ -358,6 +371,7 @@ class TED(RID):
             weight=weight,
             rounds=rounds,
             filter_fraction=filter_fraction,
+            variance_penalty=variance_penalty,
         )
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from .errors import ConfigError, check_name
+from .errors import CheckpointError, ConfigError, WeightsNotFoundError, check_name
 
 WRN_BLOCKS = ("preact", "post")
 """The WRN block kinds: pre-activation (Zagoruyko & Komodakis) and post-activation."""
@@ -222,6 +224,23 @@ def resnet_weights(name: str) -> tvm.WeightsEnum:
     return RESNET_WEIGHTS[check_name("ResNet", name, RESNET_WEIGHTS)]
 
 
+def imagenet_state_dict(name: str) -> dict[str, Tensor]:
+    """ResNet ``name``'s ImageNet weights from torch's cache (``$TORCH_HOME/hub/checkpoints``),
+    downloaded there first if missing; a failed download or an unreadable file says what to do."""
+    weights = resnet_weights(name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except OSError as error:  # no network (URLError is an OSError) or an unwritable cache
+        raise WeightsNotFoundError(
+            f"ImageNet weights of {name} are not in {cached} and could not be downloaded ({error}); "
+            f"fetch {weights.url} on a machine with internet access and copy it to {cached}") from error
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{cached} cannot be read as {name}'s ImageNet weights ({type(error).__name__}); "
+            f"delete it so that it is downloaded again, or copy {weights.url} there") from error
+
+
 class ResNetFeatures(nn.Module):
     """A torchvision ResNet that also returns its four stage outputs (layer1 to layer4)."""
 
@@ -261,7 +280,8 @@ def build_resnet(
         raise ConfigError(f"pretrained {name} takes 3 input channels, not {in_channels}")
     constructor: Callable[..., tvm.ResNet] = getattr(tvm, name)
     if pretrained:
-        net = constructor(weights=resnet_weights(name))
+        net = constructor(weights=None)
+        net.load_state_dict(imagenet_state_dict(name))
         net.fc = nn.Linear(net.fc.in_features, num_classes)
     else:
         net = constructor(weights=None, num_classes=num_classes)

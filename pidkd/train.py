@@ -32,7 +32,8 @@ class Recipe:
     """How a network is optimised: optimiser, learning-rate schedule, batch size and clipping.
 
     The rate is ``lr * gamma ** (number of milestones <= epoch)``: the schedule's factor is
-    explicit, so it cannot be confused with the rate itself (SPEC §6).
+    explicit, so it cannot be confused with the rate itself (SPEC §6). ``filter_lr``, when set,
+    is the constant rate of RID's teacher-filter phase (the authors' prototype ran it at 0.05).
     """
 
     optimizer: str = "sgd"
@@ -44,15 +45,19 @@ class Recipe:
     gamma: float = 0.2
     batch_size: int = 128
     clip_grad_norm: float | None = None
+    filter_lr: float | None = None
 
     def __post_init__(self) -> None:
         check_name("optimizer", self.optimizer, OPTIMIZERS)
-        if self.lr <= 0 or self.batch_size < 1:
-            raise ConfigError(f"recipe needs lr > 0 and batch_size >= 1, got lr={self.lr}, batch_size={self.batch_size}")
+        if self.lr <= 0 or self.batch_size < 1 or (self.filter_lr is not None and self.filter_lr <= 0):
+            raise ConfigError(f"recipe needs lr > 0, filter_lr > 0 and batch_size >= 1, got lr={self.lr}, "
+                              f"filter_lr={self.filter_lr}, batch_size={self.batch_size}")
         object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
 
-    def learning_rate(self, epoch: int) -> float:
-        """The learning rate of 0-based epoch ``epoch``."""
+    def learning_rate(self, epoch: int, phase: str = STUDENT) -> float:
+        """The learning rate of 0-based epoch ``epoch`` in ``phase``."""
+        if phase != STUDENT and self.filter_lr is not None:
+            return self.filter_lr
         return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
 
     def optimizer_for(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -267,7 +272,7 @@ def fit(
         loader.generator.manual_seed(epoch_seed(seed, epoch))
         draws = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))  # augmentation and noise
         optimizer = phases.optimizer(phase)
-        lr = recipe.learning_rate(epoch)
+        lr = recipe.learning_rate(epoch, phase)
         for group in optimizer.param_groups:
             group["lr"] = lr
         student.train(phase == STUDENT)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from pidkd.__main__ import main
+from pidkd.train import Speed
 
 
 def test_run_then_list(results, capsys):
@@ -36,6 +37,20 @@ def test_a_malformed_override_is_a_usage_error(results, capsys):
     except SystemExit as exit:
         assert exit.code == 2
     assert "expected section.key=value" in capsys.readouterr().err
+
+
+def test_speed_flags_are_checked_and_never_change_the_run(results, capsys, monkeypatch):
+    assert main(["run", "--dataset", "digits", "--workers", "-1"]) == 2
+    assert "workers must be >= 0" in capsys.readouterr().err
+    seen = []
+    monkeypatch.setattr("pidkd.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
+    for flags in ([], ["--compile", "--workers", "8", "--no-channels-last"]):
+        try:
+            main(["run", "--dataset", "digits", *flags])
+        except ZeroDivisionError:
+            pass
+    assert seen[0][0] == seen[1][0]  # the same config, so the same run key
+    assert seen[1][1] == Speed(channels_last=False, compile=True, workers=8) and seen[0][1] == Speed()
 
 
 TINY_GRID = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline, kd]}",

@@ -2,18 +2,14 @@
 formats, per-class subsets, missing-data errors, and seeded batching."""
 from __future__ import annotations
 
-import os
-import pickle
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torchvision.datasets.cifar
-from PIL import Image
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from formats import write_cifar, write_cub
 from pidkd import data
 from pidkd.errors import ConfigError, DatasetNotFoundError
 
@@ -121,49 +117,9 @@ def test_samples_per_class_must_be_positive(k):
 # --- CIFAR on tiny files in the real format -------------------------------------------------
 
 
-def _write_pickle(obj: dict, path: Path) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def _write_cifar(root: Path, name: str, per_batch: int = 4) -> dict[str, np.ndarray]:
-    """CIFAR files as torchvision reads them (five train batches for CIFAR-10, one for CIFAR-100)."""
-    rng = np.random.default_rng(0)
-    num_classes = data.dataset_info(name).num_classes
-    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
-    if name == "cifar100":
-        names = ["train", "test"]
-    folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
-    folder.mkdir(parents=True)
-    written: dict[str, list] = {"train_x": [], "train_y": [], "test_x": [], "test_y": []}
-    for file in names:
-        x = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        y = rng.integers(0, num_classes, size=per_batch).tolist()
-        split = "test" if "test" in file else "train"
-        written[f"{split}_x"].append(x)
-        written[f"{split}_y"].extend(y)
-        if name == "cifar10":
-            _write_pickle({"data": x, "labels": y}, folder / file)
-        else:
-            _write_pickle({"data": x, "fine_labels": y, "coarse_labels": [c // 5 for c in y]}, folder / file)
-    if name == "cifar10":
-        _write_pickle({"label_names": [f"c{i}" for i in range(10)]}, folder / "batches.meta")
-    else:
-        _write_pickle({"fine_label_names": [f"f{i}" for i in range(100)],
-                       "coarse_label_names": [f"c{i}" for i in range(20)]}, folder / "meta")
-    return {k: np.concatenate(v) if k.endswith("_x") else np.array(v) for k, v in written.items()}
-
-
-@pytest.fixture
-def no_md5(monkeypatch):
-    """torchvision checks CIFAR's MD5 sums; tiny fake files only need to exist (as torchvision's own tests do)."""
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
-                        lambda fpath, md5=None: os.path.isfile(fpath))
-
-
 @pytest.mark.parametrize("name,train_size", [("cifar10", 20), ("cifar100", 4)])
 def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_size):
-    written = _write_cifar(tmp_path, name)
+    written = write_cifar(tmp_path, name)
     train = data.load_dataset(name, train=True, root=tmp_path)
     test = data.load_dataset(name, train=False, root=tmp_path)
     assert (len(train), len(test)) == (train_size, 4)
@@ -187,7 +143,7 @@ def _crops_and_flips(image: torch.Tensor, fill: torch.Tensor, padding: int = 4) 
 
 
 def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path, no_md5):
-    _write_cifar(tmp_path, "cifar10")
+    write_cifar(tmp_path, "cifar10")
     plain = data.load_dataset("cifar10", train=True, root=tmp_path)
     augmented = data.load_dataset("cifar10", train=True, root=tmp_path, augment=True)
     assert isinstance(augmented, data.AugmentedTensors)
@@ -214,7 +170,7 @@ def test_crop_flip_draws_every_offset_and_both_flips():
 
 
 def test_cifar_subset_is_a_subset(tmp_path, no_md5):
-    _write_cifar(tmp_path, "cifar10")
+    write_cifar(tmp_path, "cifar10")
     full = data.load_dataset("cifar10", train=True, root=tmp_path)
     sub = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1)
     assert isinstance(sub, TensorDataset)
@@ -227,7 +183,7 @@ def test_cifar_subset_is_a_subset(tmp_path, no_md5):
 
 
 def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):
-    _write_cifar(tmp_path, "cifar100")
+    write_cifar(tmp_path, "cifar100")
     assert data.download("cifar100", tmp_path) == tmp_path / "cifar-100-python"
     assert data.download("digits", tmp_path) is None
 
@@ -245,30 +201,9 @@ def test_missing_cifar_names_folder_and_fix(tmp_path, name, folder):
 # --- CUB on a tiny fake CUB_200_2011 folder -------------------------------------------------
 
 
-def _write_cub(root: Path) -> Path:
-    """Three classes, two training and one test image each, one of them greyscale."""
-    folder = root / "CUB_200_2011"
-    images, labels, split = [], [], []
-    image_id = 0
-    for label in (1, 2, 3):
-        class_dir = f"{label:03d}.Bird_{label}"
-        (folder / "images" / class_dir).mkdir(parents=True)
-        for k in range(3):
-            image_id += 1
-            file = f"{class_dir}/Bird_{label}_{k}.jpg"
-            mode = "L" if image_id == 1 else "RGB"
-            Image.new(mode, (40 + 7 * k, 30 + 5 * label), color=10 * image_id).save(folder / "images" / file)
-            images.append(f"{image_id} {file}")
-            labels.append(f"{image_id} {label}")
-            split.append(f"{image_id} {int(k < 2)}")
-    for name, lines in (("images.txt", images), ("image_class_labels.txt", labels), ("train_test_split.txt", split)):
-        (folder / name).write_text("\n".join(lines) + "\n")
-    return folder
-
-
 @pytest.mark.parametrize("augment", [False, True])
 def test_cub_split_labels_and_image_size(tmp_path, augment):
-    _write_cub(tmp_path)
+    write_cub(tmp_path)
     train = data.load_dataset("cub200", train=True, root=tmp_path, image_size=32, augment=augment)
     test = data.load_dataset("cub200", train=False, root=tmp_path, image_size=32, augment=augment)
     assert (len(train), len(test)) == (6, 3)
@@ -281,7 +216,7 @@ def test_cub_split_labels_and_image_size(tmp_path, augment):
 
 
 def test_cub_subset_and_download(tmp_path):
-    folder = _write_cub(tmp_path)
+    folder = write_cub(tmp_path)
     sub = data.load_dataset("cub200", train=True, root=tmp_path, samples_per_class=1, image_size=16)
     assert isinstance(sub, Subset) and data.targets(sub).tolist() == [0, 1, 2]
     assert data.download("cub200", tmp_path) == folder
@@ -290,7 +225,7 @@ def test_cub_subset_and_download(tmp_path):
 @pytest.mark.parametrize("remove", [None, "train_test_split.txt"])
 def test_missing_cub_names_folder_and_source(tmp_path, remove):
     if remove:
-        (_write_cub(tmp_path) / remove).unlink()
+        (write_cub(tmp_path) / remove).unlink()
     for call in (lambda: data.load_dataset("cub200", train=True, root=tmp_path),
                  lambda: data.download("cub200", tmp_path)):
         with pytest.raises(DatasetNotFoundError) as info:

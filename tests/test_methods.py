@@ -132,6 +132,7 @@ def test_unknown_vid_variant_lists_variants() -> None:
     "name, params",
     [
         ("rid", {"rounds": 0}),
+        ("rid", {"variance_penalty": "cube"}),
         ("ted", {"filter_fraction": 1.5}),
         ("kd", {"temperature": 0.0}),
     ],
@@ -269,10 +270,10 @@ def test_vid_paper_regressor_and_loss() -> None:
     assert (F.softplus(method.variances[1].a) + 1e-3).tolist() == pytest.approx([5.0] * 5, abs=1e-5)
 
 
-def identity_rid() -> RID:
+def identity_rid(**params: object) -> RID:
     """RID on one layer of two channels with f_t(T) = relu(T) (in eval mode), f_s(S) = 0, head
     logits = its bias, and variances v = (2, 0.5)."""
-    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3)
+    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3, **params)
     eye = torch.eye(2)
     bn_eps = method.teacher_filters[0][1].eps
     with torch.no_grad():
@@ -285,9 +286,9 @@ def identity_rid() -> RID:
     return method
 
 
-@pytest.mark.parametrize("dims", [1, 2])
-def test_rid_student_loss_by_hand(dims: int) -> None:
-    method = identity_rid()
+@pytest.mark.parametrize("dims,penalty", [(1, "log"), (2, "log"), (2, "square")])
+def test_rid_student_loss_by_hand(dims: int, penalty: str) -> None:
+    method = identity_rid(variance_penalty=penalty)
     method.train()
     assert method.begin_epoch(3, 40) == STUDENT
     shape = (1, 2, 2) if dims == 1 else (1, 2, 1, 2)
@@ -296,8 +297,8 @@ def test_rid_student_loss_by_hand(dims: int) -> None:
     logits = [1.0, 0.0, 0.0]
     # f_t(T) = [[1, 0], [2, 3]], f_s(S) = 0; channel 0 over v=2, channel 1 over v=0.5
     squared = ((1 + 0) / 2.0 + (4 + 9) / 0.5) / 4
-    log_variance = (math.log(2.0) + math.log(0.5)) / 2
-    expected = 2.0 * hand_cross_entropy(logits, 2) + 10.0 * (log_variance + squared)
+    variance_term = (math.log(2.0) + math.log(0.5)) / 2 if penalty == "log" else (2.0**2 + 0.5**2) / 2
+    expected = 2.0 * hand_cross_entropy(logits, 2) + 10.0 * (variance_term + squared)
     method.ce_weight = 2.0
     student, teacher = Outputs(torch.tensor([logits]), [s]), Outputs(torch.zeros(1, 3), [t])
     loss = method.loss(STUDENT, student, teacher, torch.tensor([2]))

@@ -2,10 +2,14 @@
 sizes that match between teacher and student, the expected parameter counts, named errors."""
 from __future__ import annotations
 
+import urllib.error
+from pathlib import Path
+
 import pytest
 import torch
+import torchvision
 
-from pidkd.errors import ConfigError
+from pidkd.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from pidkd.models import RESNET_WEIGHTS, build_model, count_parameters, model_names, resnet_weights
 
 # name, options, input shape (batch 2), expected feature channels, expected feature sizes
@@ -165,3 +169,37 @@ def test_resnet_input_channels():
     assert logits.shape == (2, 4) and len(features) == 4
     with pytest.raises(ConfigError, match="3 input channels"):
         build_model("resnet18", 4, in_channels=1, pretrained=True)
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch cache with downloads failing as they do offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_pretrained_resnet_loads_cached_imagenet_weights_and_gets_a_new_head(torch_home):
+    torch.manual_seed(0)
+    imagenet = torchvision.models.resnet18(weights=None)  # a stand-in for the real file, same format
+    torch.save(imagenet.state_dict(), torch_home / Path(resnet_weights("resnet18").url).name)
+    model = build_model("resnet18", 200, pretrained=True)
+    assert torch.equal(model.net.layer4[1].conv2.weight, imagenet.layer4[1].conv2.weight)
+    assert model.net.fc.out_features == 200
+    logits, features = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 200) and [f.shape[1] for f in features] == [64, 128, 256, 512]
+
+
+def test_missing_or_corrupt_imagenet_weights_say_where_to_put_them(torch_home):
+    file = torch_home / Path(resnet_weights("resnet34").url).name
+    with pytest.raises(WeightsNotFoundError, match=f"could not be downloaded.*copy it to {file}"):
+        build_model("resnet34", 200, pretrained=True)
+    file.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"{file} cannot be read as resnet34's ImageNet weights"):
+        build_model("resnet34", 200, pretrained=True)

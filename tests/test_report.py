@@ -5,7 +5,6 @@ import itertools
 
 import matplotlib
 import pandas as pd
-import pytest
 
 from pidkd import report
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from pidkd.data import AugmentedTensors, CropFlip
 from pidkd.errors import CheckpointError, ConfigError, DivergenceError
 from pidkd.methods import build_method
 from pidkd.models import build_model
 from pidkd.teachers import Noise, Teacher
-from pidkd.train import Recipe, fit, load_checkpoint, resolve_device
+from pidkd.train import Recipe, Speed, fit, load_checkpoint, resolve_device
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 
@@ -34,7 +35,13 @@ def test_learning_rate_follows_milestones_with_an_explicit_factor():
     assert recipe.learning_rate(200) == pytest.approx(0.002)
 
 
-@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(lr=0.0), dict(batch_size=0)])
+def test_a_filter_rate_holds_for_the_filter_phase_only():
+    recipe = Recipe(lr=0.0025, milestones=(150,), filter_lr=0.05)
+    assert [recipe.learning_rate(e, "filter") for e in (0, 200)] == [0.05, 0.05]
+    assert [recipe.learning_rate(e, "student") for e in (0, 200)] == pytest.approx([0.0025, 0.0005])
+
+
+@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(lr=0.0), dict(batch_size=0), dict(filter_lr=-1.0)])
 def test_bad_recipe_is_a_config_error(bad):
     with pytest.raises(ConfigError):
         Recipe(**bad)
@@ -87,9 +94,11 @@ def _crash_after(method, calls):
     method.loss = loss
 
 
-@pytest.mark.parametrize("kind", ["trained", "noisy"])
-def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind):
+@pytest.mark.parametrize("kind,augmented", [("trained", False), ("noisy", False), ("trained", True)])
+def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind, augmented):
     train, test = digits_small
+    if augmented:  # crops and flips drawn per batch: the teacher runs on every batch
+        train = AugmentedTensors(*train.tensors, augment=CropFlip(1, (0.0,)))
     name = "kd" if kind == "trained" else "vid"
 
     def setup():
@@ -156,3 +165,18 @@ def test_a_diverging_loss_stops_with_an_actionable_error(digits_small, student):
     poisoned = TensorDataset(x.clone().fill_(float("nan")), y)
     with pytest.raises(DivergenceError, match="lower the learning rate"):
         fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
+
+
+def test_speed_options_change_how_not_what(digits_small):
+    """torch.compile gives the same training (up to floating-point rounding); workers must be >= 0."""
+    train, test = digits_small
+    rows = []
+    for speed in (Speed(), Speed(compile=True)):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        rows.append(fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=1, seed=0,
+                        device="cpu", progress=False, speed=speed))
+    assert rows[1][0]["train_loss"] == pytest.approx(rows[0][0]["train_loss"], rel=1e-4)
+    assert rows[1][0]["test_acc"] == pytest.approx(rows[0][0]["test_acc"], abs=2 / len(test))
+    with pytest.raises(ConfigError, match="workers must be >= 0"):
+        Speed(workers=-1)

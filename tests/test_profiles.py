@@ -1,0 +1,121 @@
+"""The shipped GPU profiles resolve to the grids SPEC §6-7 and the issues describe, and every
+method runs end to end on CIFAR- and CUB-shaped files in their real formats, on the CPU."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from formats import write_cifar, write_cub
+from pidkd import experiment
+from pidkd.errors import ConfigError
+from pidkd.train import Recipe, Speed
+
+SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+             milestones=(150, 200), gamma=0.2, batch_size=128)
+
+
+def test_paper_grid_is_three_datasets_three_teachers_five_methods_three_seeds():
+    configs = experiment.grid("paper")
+    assert len(configs) == 3 * (3 * 4 + 1) * 3  # baselines are shared by the teacher kinds
+    assert {(c.dataset, c.teacher_kind, c.method) for c in configs} == {
+        (d, t if m != "baseline" else "none", m)
+        for d in ("cifar10", "cifar100", "cub200") for t in ("trained", "untrained", "noisy")
+        for m in ("baseline", "kd", "vid", "rid", "ted")}
+    assert {c.seed for c in configs} == {0, 1, 2}
+
+
+def test_paper_cifar_runs_follow_the_intended_recipe():
+    rid = experiment.resolve("paper", "cifar10", "trained", "rid", 1)
+    assert (rid.model, rid.teacher.model, rid.epochs, rid.augment) == ("wrn-16-1", "wrn-40-2", 300, True)
+    assert rid.recipe == Recipe(**{**SGD.__dict__, "clip_grad_norm": 100})
+    assert dict(rid.params) == {"weight": 10, "rounds": 10, "filter_fraction": 0.25}
+    assert rid.teacher.run.recipe == SGD and rid.teacher.run.epochs == 300
+    assert experiment.resolve("paper", "cifar10", "trained", "baseline", 1).recipe == SGD  # no clipping
+    assert dict(experiment.resolve("paper", "cifar10", "untrained", "vid", 0).params) == {"variant": "paper", "weight": 100}
+    assert dict(experiment.resolve("paper", "cifar100", "noisy", "ted", 0).teacher.options) == {"dropout": 0.3}
+    assert experiment.teacher_config("paper", "cifar10", "untrained").reestimate_bn is False
+    assert (rid.pid_layers, rid.pid_dtype) == ((-1,), "float16")
+
+
+def test_paper_cub_transfers_from_an_imagenet_resnet34_to_a_resnet18():
+    trained = experiment.resolve("paper", "cub200", "trained", "rid", 0)
+    assert (trained.model, trained.options, trained.epochs) == ("resnet18", (), 120)
+    fine_tuning = trained.teacher.run
+    assert (fine_tuning.model, dict(fine_tuning.options), fine_tuning.epochs) == ("resnet34", {"pretrained": True}, 30)
+    assert (fine_tuning.recipe.lr, fine_tuning.recipe.milestones, fine_tuning.recipe.nesterov) == (0.01, (20,), True)
+    untrained = experiment.teacher_config("paper", "cub200", "untrained")
+    assert (untrained.run, untrained.options) == (None, ())  # randomly initialised, not ImageNet
+    assert experiment.resolve("paper", "cifar10", "trained", "rid", 0).epochs == 300  # CUB's own sections stay CUB's
+
+
+def test_prototype_profile_is_the_paper_profile_with_the_prototypes_recipe():
+    configs = experiment.grid("paper-prototype")
+    assert len(configs) == 2 * 13 * 3 and {c.profile for c in configs} == {"paper-prototype"}
+    rid = experiment.resolve("paper-prototype", "cifar10", "untrained", "rid", 0)
+    assert (rid.recipe.lr, rid.recipe.milestones, rid.recipe.filter_lr) == (0.0025, (), 0.05)
+    assert rid.recipe.learning_rate(299) == 0.0025 and rid.recipe.learning_rate(0, "filter") == 0.05
+    assert dict(rid.params)["variance_penalty"] == "square" and not rid.augment
+    vid = experiment.resolve("paper-prototype", "cifar10", "untrained", "vid", 0)
+    assert [vid.recipe.learning_rate(e) for e in (0, 150, 200)] == pytest.approx([0.0025, 0.0005, 0.0001])
+    teacher = experiment.resolve("paper-prototype", "cifar10", "trained", "vid", 0).teacher.run
+    assert (teacher.recipe.optimizer, teacher.recipe.lr, teacher.recipe.milestones) == ("adam", 0.05, ())
+    assert dict(teacher.options) == {"block": "post"} and dict(vid.options) == {"block": "post"}
+    assert dict(experiment.resolve("paper-prototype", "cifar100", "trained", "vid", 0).options) == {"dropout": 0.3}
+
+
+def test_quick_profile_is_a_cifar10_subset_with_a_short_schedule():
+    configs = experiment.grid("quick")
+    assert len(configs) == (2 * 2 + 1) * 3
+    assert {(c.dataset, c.samples_per_class, c.epochs) for c in configs} == {("cifar10", 1000, 40)}
+    teacher = next(c.teacher.run for c in configs if c.teacher_kind == "trained")
+    assert (teacher.model, teacher.epochs, teacher.samples_per_class) == ("wrn-40-2", 40, 1000)
+
+
+def test_a_profile_file_can_extend_a_shipped_one_but_not_itself(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: quick\nseeds: [7]\nmethods: {rid: {weight: 3}}\n")
+    rid = experiment.resolve(str(mine), "cifar10", "trained", "rid", 7)
+    assert rid.profile == "mine" and dict(rid.params) == {"weight": 3, "rounds": 4, "filter_fraction": 0.1}
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"extends: {loop}\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        experiment.load_profile(str(loop))
+
+
+ONE_BATCH = {  # every run a single batch an epoch, two epochs (RID: a filter epoch, then a student one)
+    "teacher_training.epochs": 1,
+    "student_training.epochs": 2,
+    "datasets.cifar10.samples_per_class": 2,
+    "teacher_training.recipe.batch_size": 32,
+    "student_training.recipe.batch_size": 32,
+    "methods.rid.rounds": 1,
+    "student_training.pid_epochs": [2],
+}
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper-prototype"])
+def test_each_method_runs_a_batch_on_cifar_files_on_the_cpu(profile, tmp_path, monkeypatch, results, no_md5):
+    write_cifar(tmp_path, "cifar10")
+    monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
+    overrides = {**ONE_BATCH, "grid.datasets": ["cifar10"], "grid.methods": ["baseline", "kd", "vid", "rid", "ted"], "seeds": [0]}
+    configs = experiment.grid(profile, overrides)
+    runs = experiment.run_grid(configs, device="cpu", progress=False)
+    assert {r.config.method for r in runs} == {"baseline", "kd", "vid", "rid", "ted"}
+    for done in runs:
+        assert done.metrics["train_loss"].notna().all() and len(done.metrics) == 2
+    rid = next(r for r in runs if r.config.method == "rid")
+    assert list(rid.metrics["phase"]) == ["filter", "student"]
+    saved = experiment.load_representations(rid, 2)
+    assert saved[:2] == [None, None] and saved[2].shape == (4, 64, 8, 8)  # the 4 test images, and saved[2].dtype == torch.float16
+
+
+def test_each_distillation_runs_on_cub_files_with_loader_workers(tmp_path, monkeypatch, results):
+    write_cub(tmp_path)
+    monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
+    overrides = {"datasets.cub200.student_training": {"epochs": 2, "recipe": {"batch_size": 8}, "pid_epochs": [2]},
+                 "methods.rid.rounds": 1}
+    for method in ("vid", "rid"):
+        config = experiment.resolve("paper", "cub200", "untrained", method, 0, overrides)
+        done = experiment.run(config, device="cpu", progress=False, speed=Speed(workers=2))
+        assert done.metrics["train_loss"].notna().all() and len(done.metrics) == 2
+    assert experiment.load_representations(done, 2)[3].shape == (3, 512, 7, 7)
