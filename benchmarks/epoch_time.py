@@ -1,0 +1,110 @@
+"""Training speed of each method on whatever device is present: images per second, seconds per
+epoch, and the ratio of each method's epoch to the baseline's, measured in the same process.
+
+    python benchmarks/epoch_time.py                      # CIFAR-shaped WRN-40-2 -> WRN-16-1
+    python benchmarks/epoch_time.py --compile            # with torch.compile
+    python benchmarks/epoch_time.py --shape mnist1d      # the embedded nets, against their floor
+
+Random tensors of the dataset's shape stand in for the data (CIFAR-10's 50,000 training and
+10,000 test images by default on CUDA, fewer on a CPU); CIFAR-shaped batches are augmented on
+the device with random crops and flips, so the teacher runs on every batch, as in the paper
+profile. Each method trains ``--epochs`` epochs (RID and TED: one round, its first epoch the
+filter phase); the first epoch warms up (cuDNN autotuning, compilation) and is not counted.
+An epoch includes the test pass. ``--shape mnist1d`` adds the floor of issue 4: a baseline
+epoch plus one inference pass of the teacher over the training set.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.data import TensorDataset
+
+from pidkd.data import AugmentedTensors, CropFlip, batches, load_dataset
+from pidkd.methods import METHODS, build_method
+from pidkd.models import build_model
+from pidkd.teachers import Teacher
+from pidkd.train import Recipe, Speed, fit, resolve_device
+
+SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1"), "mnist1d": ("cnn1d-teacher", "cnn1d-student")}
+CIFAR_EPOCH = 50_000 + 10_000
+"""Images in one CIFAR-10 epoch: the training set, then the test pass."""
+
+
+def cifar_shaped(n_train: int, n_test: int) -> tuple[AugmentedTensors, TensorDataset]:
+    """Random CIFAR-shaped images and labels, the training split augmented on the device."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(n_train + n_test, 3, 32, 32, generator=generator)
+    labels = torch.randint(0, 10, (n_train + n_test,), generator=generator)
+    train = AugmentedTensors(images[:n_train], labels[:n_train], augment=CropFlip(4, (0.0, 0.0, 0.0)))
+    return train, TensorDataset(images[n_train:], labels[n_train:])
+
+
+def epoch_seconds(method_name: str, teacher: Teacher, student_model: str, train, test, device, epochs: int, speed: Speed) -> float:
+    """Median wall seconds of the epochs after the first."""
+    num_classes, in_channels = 10, train.tensors[0].shape[1]
+    torch.manual_seed(0)
+    student = build_model(student_model, num_classes, in_channels)
+    params = {"rounds": 1, "filter_fraction": 1 / epochs} if method_name in ("rid", "ted") else {}
+    method = build_method(method_name, student_channels=student.feature_channels,
+                          teacher_channels=teacher.feature_channels, num_classes=num_classes, **params)
+    recipe = Recipe(batch_size=128, clip_grad_norm=None if method_name == "baseline" else 100.0)
+    rows = fit(student, method, train, test, recipe=recipe, epochs=epochs, seed=0, teacher=teacher,
+               device=device, progress=False, speed=speed)
+    return statistics.median(row["seconds"] for row in rows[1:])
+
+
+def teacher_pass_seconds(teacher: Teacher, train: TensorDataset, device: torch.device) -> float:
+    """Seconds of one inference pass of the teacher over the training set."""
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for x, _ in batches(train, 512, shuffle=False):
+            teacher(x.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=SHAPES, default="cifar")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--n", type=int, default=None, help="training images (default 50,000 on CUDA, 1,024 else)")
+    parser.add_argument("--test-n", type=int, default=None, help="test images (default 10,000 on CUDA, 256 else)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--no-channels-last", action="store_true")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first one only warms up")
+    device = resolve_device(args.device)
+    speed = Speed(channels_last=not args.no_channels_last, compile=args.compile, workers=0)
+    teacher_model, student_model = SHAPES[args.shape]
+    if args.shape == "cifar":
+        cuda = device.type == "cuda"
+        train, test = cifar_shaped(args.n or (50_000 if cuda else 1_024), args.test_n or (10_000 if cuda else 256))
+    else:
+        train, test = load_dataset("mnist1d", train=True), load_dataset("mnist1d", train=False)
+    torch.manual_seed(1)
+    teacher = Teacher(build_model(teacher_model, 10, train.tensors[0].shape[1]), "trained").to(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device} ({torch.get_num_threads()} threads)"
+    print(f"{teacher_model} -> {student_model} on {name}: {len(train)} training and {len(test)} test images, "
+          f"{args.epochs} epochs (first not counted), compile={speed.compile}, channels_last={speed.channels_last}")
+
+    methods = ["baseline", *[m for m in args.methods if m != "baseline"]]
+    seconds = {m: epoch_seconds(m, teacher, student_model, train, test, device, args.epochs, speed) for m in methods}
+    floor = seconds["baseline"] + teacher_pass_seconds(teacher, train, device) if args.shape == "mnist1d" else None
+    header = f"{'method':>9} {'s/epoch':>9} {'images/s':>9} {'x baseline':>10}"
+    header += f" {'x floor':>8}" if floor else f" {'s/CIFAR-10 epoch':>17}"
+    print(header)
+    for method, s in seconds.items():
+        line = f"{method:>9} {s:9.3f} {len(train) / s:9.0f} {s / seconds['baseline']:10.2f}"
+        line += f" {s / floor:8.2f}" if floor else f" {s * CIFAR_EPOCH / (len(train) + len(test)):17.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
