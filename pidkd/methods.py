@@ -351,28 +351,8 @@ class TED(RID):
     """Task-aware layer-wise distillation (Liang et al., 2023): RID's machinery in a single round,
     the teacher filters trained first (rho = 1/8), then the student."""
 
-    def __init__(
-        self,
-        *,
-        student_channels: tuple[int, ...],
-        teacher_channels: tuple[int, ...],
-        num_classes: int,
-        ce_weight: float = 1.0,
-        weight: float = 10.0,
-        rounds: int = 1,
-        filter_fraction: float = 0.125,
-        variance_penalty: str = "log",
-    ) -> None:
-        super().__init__(
-            student_channels=student_channels,
-            teacher_channels=teacher_channels,
-            num_classes=num_classes,
-            ce_weight=ce_weight,
-            weight=weight,
-            rounds=rounds,
-            filter_fraction=filter_fraction,
-            variance_penalty=variance_penalty,
-        )
+    def __init__(self, *, rounds: int = 1, filter_fraction: float = 0.125, **rid_params: object) -> None:
+        super().__init__(rounds=rounds, filter_fraction=filter_fraction, **rid_params)
 
 
 METHODS: dict[str, type[Method]] = {
@@ -382,6 +362,15 @@ METHODS: dict[str, type[Method]] = {
     "rid": RID,
     "ted": TED,
 }
+
+
+def _keywords(cls: type[Method]) -> set[str]:
+    """The keyword parameters of ``cls``, with its base class's where it passes ``**params`` on (TED)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    names = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        names |= _keywords(cls.__mro__[1])
+    return names
 
 
 def build_method(
@@ -395,7 +384,7 @@ def build_method(
     """Make method ``name`` for features with the given channel counts, with its parameters."""
     check_name("method", name, METHODS)
     cls = METHODS[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = _keywords(cls)
     shape = {"student_channels", "teacher_channels", "num_classes"}
     unknown = sorted(set(params) - (accepted - shape))
     if unknown:

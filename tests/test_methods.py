@@ -123,6 +123,13 @@ def test_unknown_parameter(name: str) -> None:
         build_method(name, student_channels=(2,), teacher_channels=(3,), num_classes=2, tau=2.0)
 
 
+def test_ted_takes_rids_parameters_with_its_own_defaults() -> None:
+    ted = build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, variance_penalty="square", weight=3.0)
+    assert (ted.rounds, ted.filter_fraction, ted.weight, ted.variance_penalty) == (1, 0.125, 3.0, torch.square)
+    with pytest.raises(ConfigError, match="its parameters: ce_weight, filter_fraction, rounds, variance_penalty, weight$"):
+        build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, tau=2.0)
+
+
 def test_unknown_vid_variant_lists_variants() -> None:
     with pytest.raises(ConfigError, match="community, paper"):
         make("vid", variant="original")
