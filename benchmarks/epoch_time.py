@@ -26,7 +26,7 @@ from pidkd.data import AugmentedTensors, CropFlip, batches, load_dataset
 from pidkd.methods import METHODS, build_method
 from pidkd.models import build_model
 from pidkd.teachers import Teacher
-from pidkd.train import Recipe, Speed, fit, resolve_device
+from pidkd.train import PRECISIONS, Precision, Recipe, Speed, fit, resolve_device
 
 SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1"), "mnist1d": ("cnn1d-teacher", "cnn1d-student")}
 CIFAR_EPOCH = 50_000 + 10_000
@@ -77,11 +77,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first one only warms up")
     device = resolve_device(args.device)
-    speed = Speed(channels_last=not args.no_channels_last, compile=args.compile, workers=0)
+    speed = Speed(precision=args.precision, channels_last=False if args.no_channels_last else None,
+                  compile=args.compile, workers=0)
     teacher_model, student_model = SHAPES[args.shape]
     if args.shape == "cifar":
         cuda = device.type == "cuda"
@@ -92,7 +94,8 @@ def main() -> None:
     teacher = Teacher(build_model(teacher_model, 10, train.tensors[0].shape[1]), "trained").to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device} ({torch.get_num_threads()} threads)"
     print(f"{teacher_model} -> {student_model} on {name}: {len(train)} training and {len(test)} test images, "
-          f"{args.epochs} epochs (first not counted), compile={speed.compile}, channels_last={speed.channels_last}")
+          f"{args.epochs} epochs (first not counted), precision {Precision(device, speed.precision).dtype or torch.float32}, "
+          f"layout {str(speed.layout(device, test[0][0])).removeprefix('torch.')}, compile={speed.compile}")
 
     methods = ["baseline", *[m for m in args.methods if m != "baseline"]]
     seconds = {m: epoch_seconds(m, teacher, student_model, train, test, device, args.epochs, speed) for m in methods}

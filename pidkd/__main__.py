@@ -12,7 +12,7 @@ import yaml
 
 from . import data, experiment
 from .errors import PidkdError
-from .train import Speed
+from .train import PRECISIONS, Speed
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -71,10 +71,13 @@ def _speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the student and the teacher")
     parser.add_argument("--workers", type=int, default=Speed.workers, help="loader processes for file-backed datasets (CUB)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: bf16 on CUDA where supported, else fp16 with a scaler; fp32 off CUDA")
 
 
 def _speed(args: argparse.Namespace) -> Speed:
-    return Speed(channels_last=not args.no_channels_last, compile=args.compile, workers=args.workers)
+    return Speed(precision=args.precision, channels_last=False if args.no_channels_last else None,
+                 compile=args.compile, workers=args.workers)
 
 
 def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]]) -> str:
@@ -112,6 +115,8 @@ def _sweep(args: argparse.Namespace) -> None:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
             print(f"{status} {config.key}  {_command(config, args.profile, args.set)}")
         return
+    for dataset in sorted({c.dataset for c in configs}):  # once here, not in every job at the same time
+        data.download(dataset, experiment.data_root())
     runs = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device,
                                executor=_executor(args), speed=_speed(args))
     print(f"{len(runs)} runs finished under {experiment.results_root(args.results) / args.profile / 'runs'}")

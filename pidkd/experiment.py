@@ -283,6 +283,11 @@ def results_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get("PIDKD_RESULTS", "results"))
 
 
+def data_root() -> Path:
+    """Where file-backed datasets are read from: ``$PIDKD_DATA``, else ``data`` in the working folder."""
+    return Path(os.environ.get("PIDKD_DATA", "data"))
+
+
 def run_dir(config: Config, root: str | Path | None = None) -> Path:
     return results_root(root) / config.profile / "runs" / config.key
 
@@ -306,10 +311,9 @@ def test_set(dataset: str) -> torch.utils.data.Dataset:
 
 
 def _load(dataset: str, train: bool, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
-    """A split of ``dataset`` from ``$PIDKD_DATA`` (default ``data``); subsets are fixed across seeds."""
-    root = os.environ.get("PIDKD_DATA", "data")
+    """A split of ``dataset`` from :func:`data_root`; subsets are fixed across seeds."""
     return data.load_dataset(
-        dataset, train=train, root=root, samples_per_class=samples_per_class, augment=augment, seed=0
+        dataset, train=train, root=data_root(), samples_per_class=samples_per_class, augment=augment, seed=0
     )
 
 

@@ -69,18 +69,25 @@ class Recipe:
         )
 
 
+PRECISIONS = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+"""Training precisions by name; ``auto`` is decided by the device (see :class:`Precision`)."""
+
+
 @dataclass
 class Precision:
-    """Mixed precision on CUDA (bf16 where supported, fp16 with a gradient scaler otherwise)."""
+    """Mixed precision: ``auto`` is bf16 on CUDA GPUs that support it, fp16 with a gradient scaler
+    on other CUDA GPUs, and fp32 elsewhere; ``bf16`` and ``fp16`` force it on any device."""
 
     device: torch.device
+    choice: str = "auto"
     dtype: torch.dtype | None = field(init=False)
     scaler: torch.amp.GradScaler | None = field(init=False)
 
     def __post_init__(self) -> None:
-        cuda = self.device.type == "cuda"
-        self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
-        self.scaler = torch.amp.GradScaler("cuda") if self.dtype is torch.float16 else None
+        self.dtype = PRECISIONS[check_name("precision", self.choice, PRECISIONS)]
+        if self.choice == "auto" and self.device.type == "cuda":
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -90,18 +97,26 @@ class Precision:
 
 @dataclass(frozen=True)
 class Speed:
-    """How a run is computed, not what it computes, so none of it enters a run's key: on CUDA,
-    channels-last memory layout for image batches; ``torch.compile`` of the student and the
-    teacher (compiling takes a minute or two, worth it for long runs); loader processes
-    (``workers``) for datasets read from files (CUB), which are pinned and persistent."""
+    """How a run is computed, not what it computes, so none of it enters a run's key: the
+    ``precision`` (see :class:`Precision`); the channels-last memory layout for image batches
+    (None: on CUDA only); ``torch.compile`` of the student and the teacher (compiling takes a
+    minute or two, worth it for long runs); loader processes (``workers``) for datasets read
+    from files (CUB), which are pinned and persistent."""
 
-    channels_last: bool = True
+    precision: str = "auto"
+    channels_last: bool | None = None
     compile: bool = False
     workers: int = 4
 
     def __post_init__(self) -> None:
+        check_name("precision", self.precision, PRECISIONS)
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, not {self.workers}")
+
+    def layout(self, device: torch.device, example: Tensor) -> torch.memory_format:
+        """The memory format of batches of ``example`` (one input) on ``device``."""
+        wanted = device.type == "cuda" if self.channels_last is None else self.channels_last
+        return torch.channels_last if wanted and example.dim() == 3 else torch.contiguous_format
 
 
 def resolve_device(device: str = "auto", threads: int | None = None) -> torch.device:
@@ -233,12 +248,11 @@ def fit(
     if method.needs_teacher and teacher is None:
         raise ConfigError(f"method {type(method).__name__} needs a teacher; pass teacher=...")
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    channels_last = speed.channels_last and device.type == "cuda" and test_set[0][0].dim() == 3
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = speed.layout(device, test_set[0][0])
     student.to(device, memory_format=layout)
     method.to(device)
     phases = _Phases(student, method, recipe)
-    precision = Precision(device)
+    precision = Precision(device, speed.precision)
     metrics: list[dict] = []
     start = 0
     if checkpoint is not None and checkpoint.exists():

@@ -44,13 +44,13 @@ def test_speed_flags_are_checked_and_never_change_the_run(results, capsys, monke
     assert "workers must be >= 0" in capsys.readouterr().err
     seen = []
     monkeypatch.setattr("pidkd.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
-    for flags in ([], ["--compile", "--workers", "8", "--no-channels-last"]):
+    for flags in ([], ["--compile", "--workers", "8", "--no-channels-last", "--precision", "bf16"]):
         try:
             main(["run", "--dataset", "digits", *flags])
         except ZeroDivisionError:
             pass
     assert seen[0][0] == seen[1][0]  # the same config, so the same run key
-    assert seen[1][1] == Speed(channels_last=False, compile=True, workers=8) and seen[0][1] == Speed()
+    assert seen[1][1] == Speed(precision="bf16", channels_last=False, compile=True, workers=8) and seen[0][1] == Speed()
 
 
 TINY_GRID = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline, kd]}",

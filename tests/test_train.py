@@ -10,7 +10,7 @@ from pidkd.errors import CheckpointError, ConfigError, DivergenceError
 from pidkd.methods import build_method
 from pidkd.models import build_model
 from pidkd.teachers import Noise, Teacher
-from pidkd.train import Recipe, Speed, fit, load_checkpoint, resolve_device
+from pidkd.train import Precision, Recipe, Speed, fit, load_checkpoint, resolve_device
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 
@@ -94,8 +94,13 @@ def _crash_after(method, calls):
     method.loss = loss
 
 
-@pytest.mark.parametrize("kind,augmented", [("trained", False), ("noisy", False), ("trained", True)])
-def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind, augmented):
+@pytest.mark.parametrize("kind,augmented,speed", [
+    ("trained", False, Speed()),
+    ("noisy", False, Speed()),
+    ("trained", True, Speed()),
+    ("trained", True, Speed(precision="fp16", channels_last=True)),  # the CUDA fp16 path, gradient scaler included
+])
+def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind, augmented, speed):
     train, test = digits_small
     if augmented:  # crops and flips drawn per batch: the teacher runs on every batch
         train = AugmentedTensors(*train.tensors, augment=CropFlip(1, (0.0,)))
@@ -112,7 +117,8 @@ def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tm
         net, teacher, method = setup()
         if crash_at is not None:
             _crash_after(method, crash_at)
-        rows = fit(net, method, train, test, recipe=RECIPE, epochs=3, seed=0, teacher=teacher, device="cpu", checkpoint=path, progress=False)
+        rows = fit(net, method, train, test, recipe=RECIPE, epochs=3, seed=0, teacher=teacher, device="cpu",
+                   checkpoint=path, progress=False, speed=speed)
         return net, rows
 
     reference, expected = train_until_done(tmp_path / "whole.pt")
@@ -165,6 +171,24 @@ def test_a_diverging_loss_stops_with_an_actionable_error(digits_small, student):
     poisoned = TensorDataset(x.clone().fill_(float("nan")), y)
     with pytest.raises(DivergenceError, match="lower the learning rate"):
         fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_learn_like_fp32(digits_small, precision):
+    """The CUDA options, forced on the CPU: the same training up to low-precision rounding."""
+    train, test = digits_small
+    accuracies = []
+    for speed in (Speed(precision="fp32"), Speed(precision=precision, channels_last=True)):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        recipe = Recipe(lr=0.2, milestones=(3,), gamma=0.5, batch_size=32)
+        rows = fit(net, _method("baseline", net), train, test, recipe=recipe, epochs=4, seed=0, device="cpu",
+                   progress=False, speed=speed)
+        accuracies.append(rows[-1]["test_acc"])
+    assert accuracies[0] > 0.3 and accuracies[1] == pytest.approx(accuracies[0], abs=0.1)
+    assert Precision(torch.device("cpu")).dtype is None and Precision(torch.device("cpu"), "fp16").scaler is not None
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        Speed(precision="fp8")
 
 
 def test_speed_options_change_how_not_what(digits_small):
