@@ -1,10 +1,13 @@
-"""``python -m pidkd``: run one configuration, list a profile's runs, or download a dataset.
+"""``python -m pidkd``: train one configuration or a dataset's teacher, list a profile's runs,
+list or launch its grid (sweep), or download a dataset.
 
 Each run is idempotent and keyed by its config hash, so a scheduler can fan a grid out."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shlex
 import sys
 from typing import Any
 
@@ -28,17 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     one = commands.add_parser("run", help="train one configuration (or return its cached result)")
-    one.add_argument("--profile", default="embedded", help="a shipped profile name or a YAML file")
-    one.add_argument("--dataset", required=True)
+    _run_arguments(one)
     one.add_argument("--teacher", default="trained", help="teacher kind: trained, untrained or noisy")
     one.add_argument("--method", default="baseline")
     one.add_argument("--seed", type=int, default=0)
-    one.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
-                     help="override a profile entry, e.g. student_training.epochs=5 (repeatable)")
-    one.add_argument("--device", default="auto")
-    one.add_argument("--results", default=None, help="results folder (default $PIDKD_RESULTS or results)")
-    one.add_argument("--quiet", action="store_true", help="no progress bar")
-    _speed_arguments(one)
+
+    teacher = commands.add_parser("teacher", help="train a dataset's teacher (or return it cached), before its students")
+    _run_arguments(teacher)
 
     listing = commands.add_parser("list", help="list the finished runs of a profile")
     listing.add_argument("--profile", default="embedded")
@@ -66,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
 LAUNCHERS = ("processes", "submitit-local", "slurm")
 
 
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every training command takes: the profile and its overrides, a dataset, where and how."""
+    parser.add_argument("--profile", default="embedded", help="a shipped profile name or a YAML file")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a profile entry, e.g. student_training.epochs=5 (repeatable)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--results", default=None, help="results folder (default $PIDKD_RESULTS or results)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _speed_arguments(parser)
+
+
 def _speed_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :class:`pidkd.train.Speed`: how runs are computed, never part of their keys."""
     parser.add_argument("--compile", action="store_true", help="torch.compile the student and the teacher")
@@ -80,11 +91,13 @@ def _speed(args: argparse.Namespace) -> Speed:
                  compile=args.compile, workers=args.workers)
 
 
-def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]]) -> str:
-    """The ``python -m pidkd run`` line that trains ``config``."""
-    sets = "".join(f" --set {key}={yaml.safe_dump(value, default_flow_style=True).strip()!r}" for key, value in overrides)
-    teacher = config.teacher_kind if config.teacher else "trained"
-    return (f"python -m pidkd run --profile {profile} --dataset {config.dataset} --teacher {teacher} "
+def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]], teacher: bool = False) -> str:
+    """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line)."""
+    sets = "".join(f" --set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides)  # JSON is YAML
+    if teacher:
+        return f"python -m pidkd teacher --profile {profile} --dataset {config.dataset}{sets}"
+    kind = config.teacher_kind if config.teacher else "trained"
+    return (f"python -m pidkd run --profile {profile} --dataset {config.dataset} --teacher {kind} "
             f"--method {config.method} --seed {config.seed}{sets}")
 
 
@@ -107,13 +120,14 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    """List the grid (status, key, command), or launch its pending runs."""
+    """List the grid (status, key, command; the trained teachers first), or launch its pending runs."""
     make = experiment.noise_grid if args.noise else experiment.grid
     configs = make(args.profile, dict(args.set))
     if args.launch is None:
-        for config in configs:
+        teachers = {c.teacher.run: True for c in configs if c.teacher and c.teacher.run}
+        for config, is_teacher in [*teachers.items(), *((c, False) for c in configs)]:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
-            print(f"{status} {config.key}  {_command(config, args.profile, args.set)}")
+            print(f"{status} {config.key}  {_command(config, args.profile, args.set, is_teacher)}")
         return
     for dataset in sorted({c.dataset for c in configs}):  # once here, not in every job at the same time
         data.download(dataset, experiment.data_root())
@@ -127,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.command == "run":
-            config = experiment.resolve(
-                args.profile, args.dataset, args.teacher, args.method, args.seed, dict(args.set)
-            )
+        if args.command in ("run", "teacher"):
+            if args.command == "run":
+                config = experiment.resolve(args.profile, args.dataset, args.teacher, args.method, args.seed, dict(args.set))
+            else:
+                config = experiment.teacher_run(experiment.load_profile(args.profile, dict(args.set)), args.dataset)
             done = experiment.run(config, root=args.results, device=args.device, progress=not args.quiet, speed=_speed(args))
             print(f"{done.directory}  test_acc={done.final_accuracy:.4f}")
         elif args.command == "list":

@@ -168,7 +168,7 @@ def _training(spec: dict[str, Any], dataset: str, section: str) -> dict[str, Any
 def teacher_run(spec: dict[str, Any], dataset: str) -> Config:
     """The run that trains a dataset's teacher: a baseline run of the teacher model (for an
     ImageNet-pretrained one, its fine-tuning)."""
-    entry = spec["datasets"][dataset]
+    entry = spec["datasets"][check_name("dataset", dataset, spec["datasets"])]
     training = _training(spec, dataset, "teacher_training")
     return Config(
         profile=spec["name"],

@@ -1,6 +1,7 @@
 """``python -m pidkd``: one run from the shell, listing runs, and one-line user errors."""
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -60,8 +61,14 @@ TINY_GRID = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers:
 def test_sweep_lists_each_run_as_a_command_with_its_status(results, capsys):
     assert main(["sweep", *TINY_GRID]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all(line.startswith("pending ") for line in lines)
-    assert "python -m pidkd run --profile embedded --dataset digits --teacher trained --method kd --seed 0" in lines[1]
+    assert len(lines) == 3 and all(line.startswith("pending ") for line in lines)
+    assert "python -m pidkd teacher --profile embedded --dataset digits --set 'seeds=[0]'" in lines[0]  # first
+    assert "python -m pidkd run --profile embedded --dataset digits --teacher trained --method kd --seed 0" in lines[2]
+    command = shlex.split(lines[0].split("  ", 1)[1])[3:]  # what follows python -m pidkd
+    assert main([*command, "--quiet", "--device", "cpu"]) == 0
+    assert str(results / "embedded" / "runs" / lines[0].split()[1]) in capsys.readouterr().out
+    assert main(["sweep", *TINY_GRID]) == 0
+    assert capsys.readouterr().out.startswith("done ")
 
 
 def test_sweep_launches_with_submitits_local_executor_and_gathers_results(results, capsys):
