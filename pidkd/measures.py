@@ -16,9 +16,13 @@ from .errors import ConfigError
 from .train import progress_bar
 
 
+LAST_LAYER = (-1,)
+"""The distilled layers measured by default: the last."""
+
+
 def measure_run(
     done: experiment.Run,
-    layers: tuple[int, ...] = (-1,),
+    layers: tuple[int, ...] = LAST_LAYER,
     n_clusters: int = 5,
     n_components: int = 5,
     seed: int = 0,
@@ -63,8 +67,10 @@ def measure_runs(runs: list[experiment.Run], profile_folder: Path | None = None,
     for done in progress_bar([r for r in runs if r.config.teacher is not None], progress, desc="PID"):
         # an untrained teacher's config names no dataset, so the dataset is part of the key
         key = (done.config.dataset, json.dumps(dataclasses.asdict(done.config.teacher), sort_keys=True, default=str))
-        if key not in teachers:
-            teachers[key] = experiment.teacher_representations(done.config.teacher, done.config.dataset)
+        if key not in teachers:  # keep only the measured layers: a CUB teacher's four take about 8 GB
+            features = experiment.teacher_representations(done.config.teacher, done.config.dataset)
+            measured = {layer % len(features) for layer in settings.get("layers", LAST_LAYER)}
+            teachers[key] = [f if i in measured else None for i, f in enumerate(features)]
         frames.append(measure_run(done, teacher=teachers[key], **settings))
     table = pd.concat(frames, ignore_index=True)
     if profile_folder is not None:

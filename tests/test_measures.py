@@ -63,11 +63,12 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
 
     def representations(config, dataset):
         calls.append(dataset)
-        return f"features of {dataset}"
+        return [f"layer {i} of {dataset}" for i in range(3)]
 
     monkeypatch.setattr(experiment, "teacher_representations", representations)
     monkeypatch.setattr(measures, "measure_run", lambda done, teacher, **settings: pd.DataFrame({"t": [teacher]}))
     runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d)) for d in ("cifar10", "cifar10", "cifar100")]
-    table = measures.measure_runs(runs, progress=False)
+    table = measures.measure_runs(runs, progress=False, layers=(0, -1))
     assert calls == ["cifar10", "cifar100"]
-    assert list(table["t"]) == ["features of cifar10", "features of cifar10", "features of cifar100"]
+    kept = [[f"layer 0 of {d}", None, f"layer 2 of {d}"] for d in ("cifar10", "cifar10", "cifar100")]
+    assert list(table["t"]) == kept  # only the measured layers are held
