@@ -1,9 +1,10 @@
 """The datasets: a registry saying what each one is, loaders whose items are ``(x, y)`` with a
-float tensor ``x`` and an int label ``y``, per-class subsets, and seeded batch iteration.
+float tensor ``x`` and an int label ``y``, per-class subsets, seeded batch iteration, and the
+batch-wise CIFAR augmentation that runs on the training device.
 
 ``digits`` (scikit-learn) and ``mnist1d`` (generated) are embedded: they need no files and no
-network. CIFAR-10/100 download into ``root`` on request; CUB-200-2011 must be placed there by
-hand (see ``data/README.md``).
+network. CIFAR-10/100 download into ``root`` on request and are held in memory as tensors;
+CUB-200-2011 must be placed there by hand (see ``data/README.md``) and is read image by image.
 """
 from __future__ import annotations
 
@@ -171,8 +172,9 @@ def batches(
 
     The order comes from one ``torch.Generator`` seeded with ``seed`` (the global generator when
     None): each pass over the result draws a new order, and the sequence of orders is fixed by
-    the seed. A TensorDataset is batched by indexing its tensors directly; anything else goes
-    through a DataLoader.
+    the seed, which may be reseeded between passes through the result's ``generator``. A
+    TensorDataset is batched by indexing its tensors directly (on whatever device they are);
+    anything else goes through a DataLoader, with persistent ``num_workers`` processes.
     """
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, not {batch_size}")
