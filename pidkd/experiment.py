@@ -204,9 +204,6 @@ def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherCon
     check_name("dataset", dataset, spec["datasets"])
     check_name("teacher kind", kind, KINDS)
     trains_teacher = teacher_run(spec, dataset)
-    options = dict(trains_teacher.options)
-    if kind == "untrained":
-        options.pop("pretrained", None)  # randomly initialised, whatever the trained one starts from
     settings = dict(spec["teachers"].get(kind) or {})
     reestimate_bn = bool(settings.pop("reestimate_bn", False)) if kind == "untrained" else False
     if kind != "noisy" and settings:
@@ -217,7 +214,7 @@ def _teacher_config(spec: dict[str, Any], dataset: str, kind: str) -> TeacherCon
         model=trains_teacher.model,
         seed=trains_teacher.seed,
         run=None if kind == "untrained" else trains_teacher,
-        options=_items(options),
+        options=_randomly_initialised(trains_teacher.options) if kind == "untrained" else trains_teacher.options,
         reestimate_bn=reestimate_bn,
         noise=_build(Noise, settings, "teachers.noisy") if kind == "noisy" else None,
     )
@@ -323,12 +320,18 @@ def _network(model: str, dataset: str, seed: int, options: Items) -> torch.nn.Mo
     return build_model(model, info.num_classes, info.in_channels, **dict(options))
 
 
+def _randomly_initialised(options: Items) -> Items:
+    """Model options without ``pretrained``: the same architecture, not loaded from ImageNet."""
+    return tuple(item for item in options if item[0] != "pretrained")
+
+
 def load_trained(
     config: Config, root: str | Path | None = None, device: str = "auto", progress: bool = True, speed: Speed = Speed()
 ) -> torch.nn.Module:
     """The network a run trained, with its final weights (training it first if needed)."""
     done = run(config, root=root, device=device, progress=progress, speed=speed)
-    network = _network(config.model, config.dataset, config.seed, config.options)
+    # the checkpoint holds every weight: a fine-tuned ImageNet net need not load ImageNet's first
+    network = _network(config.model, config.dataset, config.seed, _randomly_initialised(config.options))
     network.load_state_dict(load_checkpoint(done.directory / "checkpoint.pt")["student"])
     return network
 
@@ -382,17 +385,14 @@ def run(
         **dict(config.params),
     )
     saved = directory / "representations"
-    layers = len(student.feature_channels)
-    kept = {layer % layers for layer in config.pid_layers} or set(range(layers))
     dtype = getattr(torch, config.pid_dtype)
 
     def save_representations(epoch: int, network: torch.nn.Module) -> None:
         """The test-set features of the PID layers (None in the place of the others)."""
         if epoch in config.pid_epochs:
             saved.mkdir(exist_ok=True)
-            features = representations(network, test, torch_device, speed.workers)
-            kept_features = [f.to(dtype) if i in kept else None for i, f in enumerate(features)]
-            save_atomic(kept_features, saved / f"epoch-{epoch:03d}.pt")
+            features = representations(network, test, torch_device, speed.workers, config.pid_layers)
+            save_atomic([None if f is None else f.to(dtype) for f in features], saved / f"epoch-{epoch:03d}.pt")
 
     rows = fit(
         student,

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,10 +191,20 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, workers: 
     return correct / len(dataset)
 
 
-def representations(model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0) -> list[Tensor]:
-    """The distilled features of ``model`` for every example of ``dataset``, one tensor a layer, on the CPU."""
-    layers = zip(*(features for _, features, _ in _outputs(model, dataset, device, workers)))
-    return [torch.cat([f.float().cpu() for f in layer]) for layer in layers]
+def representations(
+    model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0, layers: Collection[int] = ()
+) -> list[Tensor | None]:
+    """The distilled features of ``model`` for every example of ``dataset``, one tensor a layer, on
+    the CPU; with ``layers`` (indices, -1 the last) only those are collected, None in place of the others."""
+    kept: list[list[Tensor] | None] = []
+    for _, features, _ in _outputs(model, dataset, device, workers):
+        if not kept:
+            wanted = {layer % len(features) for layer in layers} or set(range(len(features)))
+            kept = [[] if i in wanted else None for i in range(len(features))]
+        for chunks, f in zip(kept, features):
+            if chunks is not None:
+                chunks.append(f.float().cpu())
+    return [None if chunks is None else torch.cat(chunks) for chunks in kept]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import urllib.error
 
 import pytest
 import torch
@@ -43,3 +44,17 @@ def no_md5(monkeypatch):
     """torchvision checks CIFAR's MD5 sums; tiny fake files only need to exist (as torchvision's own tests do)."""
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
                         lambda fpath, md5=None: os.path.isfile(fpath))
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch cache with downloads failing as they do offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder

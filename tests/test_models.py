@@ -2,7 +2,6 @@
 sizes that match between teacher and student, the expected parameter counts, named errors."""
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -169,20 +168,6 @@ def test_resnet_input_channels():
     assert logits.shape == (2, 4) and len(features) == 4
     with pytest.raises(ConfigError, match="3 input channels"):
         build_model("resnet18", 4, in_channels=1, pretrained=True)
-
-
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty torch cache with downloads failing as they do offline."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def offline(url, *args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    folder = tmp_path / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    return folder
 
 
 def test_pretrained_resnet_loads_cached_imagenet_weights_and_gets_a_new_head(torch_home):

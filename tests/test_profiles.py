@@ -2,11 +2,15 @@
 method runs end to end on CIFAR- and CUB-shaped files in their real formats, on the CPU."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import torchvision
 
 from formats import write_cifar, write_cub
 from pidkd import experiment
+from pidkd.models import resnet_weights
 from pidkd.errors import ConfigError
 from pidkd.train import Recipe, Speed
 
@@ -119,3 +123,18 @@ def test_each_distillation_runs_on_cub_files_with_loader_workers(tmp_path, monke
         done = experiment.run(config, device="cpu", progress=False, speed=Speed(workers=2))
         assert done.metrics["train_loss"].notna().all() and len(done.metrics) == 2
     assert experiment.load_representations(done, 2)[3].shape == (3, 512, 7, 7)
+
+
+def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path, monkeypatch, results, torch_home):
+    write_cub(tmp_path)
+    monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
+    weights = torch_home / Path(resnet_weights("resnet18").url).name
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # the real format
+    overrides = {"datasets.cub200.teacher_model": "resnet18",
+                 "datasets.cub200.teacher_training": {"epochs": 1, "recipe": {"batch_size": 8}}}
+    teacher = experiment.teacher_config("paper", "cub200", "trained", overrides)
+    fine_tuned = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
+    weights.unlink()  # a student's job on another machine has the checkpoint, not ImageNet's weights
+    again = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
+    assert all(torch.equal(a, b) for a, b in zip(fine_tuned.state_dict().values(), again.state_dict().values()))

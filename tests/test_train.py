@@ -10,7 +10,7 @@ from pidkd.errors import CheckpointError, ConfigError, DivergenceError
 from pidkd.methods import build_method
 from pidkd.models import build_model
 from pidkd.teachers import Noise, Teacher
-from pidkd.train import Precision, Recipe, Speed, fit, load_checkpoint, resolve_device
+from pidkd.train import Precision, Recipe, Speed, fit, load_checkpoint, representations, resolve_device
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 
@@ -204,3 +204,11 @@ def test_speed_options_change_how_not_what(digits_small):
     assert rows[1][0]["test_acc"] == pytest.approx(rows[0][0]["test_acc"], abs=2 / len(test))
     with pytest.raises(ConfigError, match="workers must be >= 0"):
         Speed(workers=-1)
+
+
+def test_representations_collect_only_the_layers_asked_for(digits_small, student):
+    _, test = digits_small
+    every = representations(student, test, torch.device("cpu"))
+    last = representations(student, test, torch.device("cpu"), layers=(-1,))
+    assert [f.shape[1] for f in every] == [8, 16, 32] and last[:2] == [None, None]
+    assert torch.equal(last[2], every[2])
