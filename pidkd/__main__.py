@@ -1,5 +1,5 @@
-"""``python -m pidkd``: train one configuration or a dataset's teacher, list a profile's runs,
-list or launch its grid (sweep), or download a dataset.
+"""``python -m pidkd``: train one configuration or a dataset's teacher, show a run's resolved
+configuration, list a profile's runs, list or launch its grid (sweep), or download a dataset.
 
 Each run is idempotent and keyed by its config hash, so a scheduler can fan a grid out."""
 from __future__ import annotations
@@ -13,8 +13,11 @@ from typing import Any
 
 import yaml
 
-from . import data, experiment
+from . import data, experiment, results
+from .config import Config, Profile
 from .errors import PidkdError
+from .schema import validate
+from .storage import data_root, results_root
 from .train import PRECISIONS, Speed
 
 
@@ -23,7 +26,10 @@ def _override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"the value of {key} is not valid YAML: {getattr(error, 'problem', error)}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,12 +38,14 @@ def _parser() -> argparse.ArgumentParser:
 
     one = commands.add_parser("run", help="train one configuration (or return its cached result)")
     _run_arguments(one)
-    one.add_argument("--teacher", default="trained", help="teacher kind: trained, untrained or noisy")
-    one.add_argument("--method", default="baseline")
-    one.add_argument("--seed", type=int, default=0)
+    _point_arguments(one)
 
     teacher = commands.add_parser("teacher", help="train a dataset's teacher (or return it cached), before its students")
     _run_arguments(teacher)
+
+    show = commands.add_parser("show", help="print a run's fully resolved configuration (its config.json) and key")
+    _profile_arguments(show)
+    _point_arguments(show)
 
     listing = commands.add_parser("list", help="list the finished runs of a profile")
     listing.add_argument("--profile", default="embedded")
@@ -58,19 +66,31 @@ def _parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("download", help="download a dataset into data/")
     fetch.add_argument("dataset")
-    fetch.add_argument("--root", default="data")
+    fetch.add_argument("--root", default=None, help="default $PIDKD_DATA or the repository's data/")
     return parser
 
 
 LAUNCHERS = ("processes", "submitit-local", "slurm")
 
 
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    """What every training command takes: the profile and its overrides, a dataset, where and how."""
+def _profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """The profile, its overrides and a dataset."""
     parser.add_argument("--profile", default="embedded", help="a shipped profile name or a YAML file")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile entry, e.g. student_training.epochs=5 (repeatable)")
+
+
+def _point_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which run of the profile's grid: teacher kind, method, seed."""
+    parser.add_argument("--teacher", default="trained", help="teacher kind: trained, untrained or noisy")
+    parser.add_argument("--method", default="baseline")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every training command takes: the profile and its overrides, a dataset, where and how."""
+    _profile_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results", default=None, help="results folder (default $PIDKD_RESULTS or results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,18 +100,19 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _speed_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :class:`pidkd.train.Speed`: how runs are computed, never part of their keys."""
     parser.add_argument("--compile", action="store_true", help="torch.compile the student and the teacher")
-    parser.add_argument("--workers", type=int, default=Speed.workers, help="loader processes for file-backed datasets (CUB)")
+    parser.add_argument("--workers", type=int, default=Speed().workers, help="loader processes for file-backed datasets (CUB)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 on CUDA where supported, else fp16 with a scaler; fp32 off CUDA")
 
 
 def _speed(args: argparse.Namespace) -> Speed:
-    return Speed(precision=args.precision, channels_last=False if args.no_channels_last else None,
-                 compile=args.compile, workers=args.workers)
+    options = dict(precision=args.precision, channels_last=False if args.no_channels_last else None,
+                   compile=args.compile, workers=args.workers)
+    return validate(Speed, options, "speed options")
 
 
-def _command(config: experiment.Config, profile: str, overrides: list[tuple[str, Any]], teacher: bool = False) -> str:
+def _command(config: Config, profile: str, overrides: list[tuple[str, Any]], teacher: bool = False) -> str:
     """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line)."""
     sets = "".join(f" --set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides)  # JSON is YAML
     if teacher:
@@ -109,7 +130,7 @@ def _executor(args: argparse.Namespace) -> Any:
         import submitit
     except ImportError as error:
         raise PidkdError("submitit is not installed; pip install 'pidkd[slurm]'") from error
-    folder = experiment.results_root(args.results) / "submitit"
+    folder = results_root(args.results) / "submitit"
     if args.launch == "submitit-local":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=args.timeout_min)
@@ -121,19 +142,37 @@ def _executor(args: argparse.Namespace) -> Any:
 
 def _sweep(args: argparse.Namespace) -> None:
     """List the grid (status, key, command; the trained teachers first), or launch its pending runs."""
-    make = experiment.noise_grid if args.noise else experiment.grid
-    configs = make(args.profile, dict(args.set))
+    profile = Profile.load(args.profile, dict(args.set))
+    configs = profile.noise_grid() if args.noise else profile.grid()
     if args.launch is None:
-        teachers = {c.teacher.run: True for c in configs if c.teacher and c.teacher.run}
+        teachers = {c.teacher.training: True for c in configs if c.teacher and c.teacher.training}
         for config, is_teacher in [*teachers.items(), *((c, False) for c in configs)]:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
             print(f"{status} {config.key}  {_command(config, args.profile, args.set, is_teacher)}")
         return
     for dataset in sorted({c.dataset for c in configs}):  # once here, not in every job at the same time
-        data.download(dataset, experiment.data_root())
-    runs = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device,
+        data.download(dataset, data_root())
+    done = experiment.run_grid(configs, jobs=args.jobs, root=args.results, device=args.device,
                                executor=_executor(args), speed=_speed(args))
-    print(f"{len(runs)} runs finished under {experiment.results_root(args.results) / args.profile / 'runs'}")
+    print(f"{len(done)} runs finished under {results_root(args.results) / profile.name / 'runs'}")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The run a ``run``, ``teacher`` or ``show`` command names."""
+    profile = Profile.load(args.profile, dict(args.set))
+    if args.command == "teacher":
+        return profile.teacher_training(args.dataset)
+    return profile.config(args.dataset, args.teacher, args.method, args.seed)
+
+
+def _list(args: argparse.Namespace) -> None:
+    """The last epoch of every finished run (damaged run folders are reported on stderr)."""
+    runs = results.collect_runs(args.profile, root=args.results)
+    if runs.empty:
+        print(f"no finished runs of profile {args.profile!r} under {results_root(args.results)}")
+        return
+    last = runs.groupby("key").tail(1).set_index("key")
+    print(last[results.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,23 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command in ("run", "teacher"):
-            if args.command == "run":
-                config = experiment.resolve(args.profile, args.dataset, args.teacher, args.method, args.seed, dict(args.set))
-            else:
-                config = experiment.teacher_run(experiment.load_profile(args.profile, dict(args.set)), args.dataset)
-            done = experiment.run(config, root=args.results, device=args.device, progress=not args.quiet, speed=_speed(args))
+            speed = _speed(args)
+            done = experiment.run(_config(args), root=args.results, device=args.device, progress=not args.quiet,
+                                  speed=speed)
             print(f"{done.directory}  test_acc={done.final_accuracy:.4f}")
+        elif args.command == "show":
+            config = _config(args)
+            print(json.dumps({"key": config.key, "config": config.as_dict()}, indent=2))
         elif args.command == "list":
-            runs = experiment.collect_runs(args.profile, root=args.results)
-            if runs.empty:
-                print(f"no finished runs of profile {args.profile!r} under {experiment.results_root(args.results)}")
-            else:
-                last = runs.groupby("key").tail(1).set_index("key")
-                print(last[experiment.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
+            _list(args)
         elif args.command == "sweep":
             _sweep(args)
         else:
-            folder = data.download(args.dataset, args.root)
+            folder = data.download(args.dataset, data_root(args.root))
             print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)
     except PidkdError as error:
         print(f"pidkd: error: {error}", file=sys.stderr)

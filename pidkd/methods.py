@@ -1,18 +1,20 @@
 """Distillation methods. Each is a module that owns its extra parameters, maps an epoch to a
-phase, and gives the loss of a batch in that phase; the training loop does the rest."""
+phase, and gives the loss of a batch in that phase, by named terms; the training loop does the rest.
+Each declares its settings as a ``Params`` schema, which profiles are validated against."""
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 from torch import Tensor, nn
 
 from .errors import ConfigError, check_name
+from .schema import Schema, validate
 
 STUDENT = "student"
 """The phase in which the student (and the method's student-side parts) is trained."""
@@ -28,18 +30,35 @@ class Outputs:
     features: list[Tensor]
 
 
+@dataclass
+class Loss:
+    """A batch's loss: ``total`` is what is optimised; ``terms`` are its weighted parts by name
+    (detached, they add up to the total), which the loop averages per epoch into metrics.csv."""
+
+    total: Tensor
+    terms: dict[str, Tensor]
+
+
 class Method(nn.Module):
-    """Base class of the methods; subclasses add their parameters as keyword arguments."""
+    """Base class of the methods; a subclass declares its parameters in ``Params``."""
 
     needs_teacher: ClassVar[bool] = True
 
+    class Params(Schema):
+        """No parameters."""
+
     def __init__(
-        self, *, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], num_classes: int
+        self, params: Params, *, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], num_classes: int
     ) -> None:
         super().__init__()
+        self.params = params
         self.student_channels = tuple(student_channels)
         self.teacher_channels = tuple(teacher_channels)
         self.num_classes = num_classes
+
+    @classmethod
+    def check(cls, params: Params, epochs: int) -> None:
+        """Raise a ConfigError if ``params`` cannot train a student for ``epochs`` (validated with a profile)."""
 
     def phase(self, epoch: int, epochs: int) -> str:
         """The phase epoch ``epoch`` (0-based) of ``epochs`` belongs to."""
@@ -54,7 +73,7 @@ class Method(nn.Module):
         """The method's own parameters trained in ``phase`` (the loop adds the student's)."""
         return list(self.parameters()) if phase == STUDENT else []
 
-    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """The loss of one batch in ``phase``."""
         raise NotImplementedError
 
@@ -64,8 +83,9 @@ class Baseline(Method):
 
     needs_teacher = False
 
-    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
-        return F.cross_entropy(student.logits, y)
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
+        ce = F.cross_entropy(student.logits, y)
+        return Loss(ce, {"ce": ce.detach()})
 
 
 def check_layers(student_channels: tuple[int, ...], teacher_channels: tuple[int, ...]) -> None:
@@ -137,35 +157,23 @@ def gaussian_nll(target: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
 class KD(Method):
     """Hinton et al.'s logit distillation: match the teacher's softened class probabilities."""
 
-    def __init__(
-        self,
-        *,
-        student_channels: tuple[int, ...],
-        teacher_channels: tuple[int, ...],
-        num_classes: int,
-        ce_weight: float = 1.0,
-        weight: float = 1.0,
-        temperature: float = 4.0,
-    ) -> None:
-        super().__init__(
-            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
-        )
-        if temperature <= 0:
-            raise ConfigError(f"kd temperature must be positive, not {temperature!r}")
-        self.ce_weight = ce_weight
-        self.weight = weight
-        self.temperature = temperature
+    class Params(Schema):
+        ce_weight: NonNegativeFloat = 1.0
+        weight: NonNegativeFloat = 1.0
+        temperature: PositiveFloat = 4.0
 
-    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """ce_weight * CE + weight * tau^2 * KL(softmax(t / tau) || softmax(s / tau)), per example."""
-        tau = self.temperature
+        p = self.params
+        tau = p.temperature
         kl = F.kl_div(
             F.log_softmax(student.logits / tau, dim=1),
             F.log_softmax(teacher.logits / tau, dim=1),
             reduction="batchmean",
             log_target=True,
         )
-        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * tau**2 * kl
+        ce, distill = p.ce_weight * F.cross_entropy(student.logits, y), p.weight * tau**2 * kl
+        return Loss(ce + distill, {"ce": ce.detach(), "distill": distill.detach()})
 
 
 @dataclass(frozen=True)
@@ -194,42 +202,59 @@ class VID(Method):
     """Variational information distillation (Ahn et al., 2019): per layer, the student's feature
     through a regressor is the mean of a Gaussian over the teacher's feature; maximise its likelihood."""
 
-    def __init__(
-        self,
-        *,
-        student_channels: tuple[int, ...],
-        teacher_channels: tuple[int, ...],
-        num_classes: int,
-        variant: str = "paper",
-        ce_weight: float = 1.0,
-        weight: float | None = None,
-    ) -> None:
-        super().__init__(
-            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
-        )
-        check_name("vid variant", variant, VID_VARIANTS)
+    class Params(Schema):
+        variant: Literal["paper", "community"] = "paper"
+        ce_weight: NonNegativeFloat = 1.0
+        weight: NonNegativeFloat
+        """Default: the variant's (100 for the paper's, 1 for the community's)."""
+
+        @model_validator(mode="before")
+        @classmethod
+        def _variant_weight(cls, fields: Any) -> Any:
+            if isinstance(fields, Mapping) and fields.get("weight") is None:  # (an unknown variant is refused anyway)
+                variant = VID_VARIANTS.get(fields.get("variant", "paper"), VID_VARIANTS["paper"])
+                return {**fields, "weight": variant.weight}
+            return fields
+
+    def __init__(self, params: Params, **shape: Any) -> None:
+        super().__init__(params, **shape)
         check_layers(self.student_channels, self.teacher_channels)
-        spec = VID_VARIANTS[variant]
-        self.variant = variant
-        self.ce_weight = ce_weight
-        self.weight = spec.weight if weight is None else weight
+        spec = VID_VARIANTS[params.variant]
         pairs = list(zip(self.student_channels, self.teacher_channels))
         self.regressors = nn.ModuleList(vid_regressor(s, t, spec) for s, t in pairs)
         self.variances = nn.ModuleList(Variance(t, spec.eps) for t in self.teacher_channels)
 
-    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """ce_weight * CE + weight * sum_l mean(0.5 * (log v + (T_l - r_l(S_l))^2 / v))."""
-        distill = sum(
+        nll = sum(
             0.5 * gaussian_nll(t, regressor(s), variance())
             for regressor, variance, s, t in zip(
                 self.regressors, self.variances, student.features, teacher.features, strict=True
             )
         )
-        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
+        ce, distill = self.params.ce_weight * F.cross_entropy(student.logits, y), self.params.weight * nll
+        return Loss(ce + distill, {"ce": ce.detach(), "distill": distill.detach()})
 
 
 VARIANCE_PENALTIES = {"log": torch.log, "square": torch.square}
 """RID's student-phase term in the variance v, by name."""
+
+
+def rid_schedule(params: RID.Params, epoch: int, epochs: int) -> tuple[int, str]:
+    """The round and phase of epoch ``epoch`` (0-based) of ``epochs`` under RID's schedule (see :class:`RID`)."""
+    if not 0 <= epoch < epochs:
+        raise ValueError(f"epoch {epoch} is not in 0..{epochs - 1}")
+    rounds = min(params.rounds, epochs)
+    index = ((epoch + 1) * rounds - 1) // epochs
+    start, end = index * epochs // rounds, (index + 1) * epochs // rounds
+    filter_epochs = math.ceil(round(params.filter_fraction * (end - start), 6))
+    if filter_epochs >= end - start:
+        raise ConfigError(
+            f"rounds={params.rounds} and filter_fraction={params.filter_fraction} leave no student "
+            f"epoch in a round of {end - start} of {epochs} epochs; use fewer rounds, a smaller "
+            f"filter_fraction or more epochs"
+        )
+    return index, FILTER if epoch - start < filter_epochs else STUDENT
 
 
 class RID(Method):
@@ -243,60 +268,38 @@ class RID(Method):
     (epoch % L < rho L). rho L is rounded to 6 decimals first so that, e.g., 0.1 * 30 gives 3.
 
     ``variance_penalty`` is the student phase's term in v: ``log`` (the paper's Gaussian
-    likelihood) or ``square`` (mean v^2, what the authors' prototype ran, SPEC §6).
+    likelihood) or ``square`` (mean v^2, what the authors' prototype ran; docs/method.md).
     """
 
-    def __init__(
-        self,
-        *,
-        student_channels: tuple[int, ...],
-        teacher_channels: tuple[int, ...],
-        num_classes: int,
-        ce_weight: float = 1.0,
-        weight: float = 10.0,
-        rounds: int = 10,
-        filter_fraction: float = 0.25,
-        variance_penalty: str = "log",
-    ) -> None:
-        super().__init__(
-            student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes
-        )
+    class Params(Schema):
+        ce_weight: NonNegativeFloat = 1.0
+        weight: NonNegativeFloat = 10.0
+        rounds: PositiveInt = 10
+        filter_fraction: float = Field(0.25, ge=0, le=1)
+        variance_penalty: Literal["log", "square"] = "log"
+
+    def __init__(self, params: Params, **shape: Any) -> None:
+        super().__init__(params, **shape)
         check_layers(self.student_channels, self.teacher_channels)
-        name = type(self).__name__.lower()
-        check_name(f"{name} variance_penalty", variance_penalty, VARIANCE_PENALTIES)
-        if not isinstance(rounds, int) or rounds < 1:
-            raise ConfigError(f"{name} rounds must be a positive integer, not {rounds!r}")
-        if not 0 <= filter_fraction <= 1:
-            raise ConfigError(f"{name} filter_fraction must be in [0, 1], not {filter_fraction!r}")
-        self.ce_weight = ce_weight
-        self.weight = weight
-        self.rounds = rounds
-        self.filter_fraction = filter_fraction
-        self.variance_penalty = VARIANCE_PENALTIES[variance_penalty]
+        self.variance_penalty = VARIANCE_PENALTIES[params.variance_penalty]
         pairs = list(zip(self.student_channels, self.teacher_channels))
         self.teacher_filters = nn.ModuleList(Pointwise((t, t, s)) for s, t in pairs)
-        self.heads = nn.ModuleList(nn.Linear(s, num_classes) for s in self.student_channels)
+        self.heads = nn.ModuleList(nn.Linear(s, self.num_classes) for s in self.student_channels)
         """h_l, on the globally average-pooled filtered feature."""
         self.student_filters = nn.ModuleList(Pointwise((s, 2 * s, s)) for s in self.student_channels)
         self.variances = nn.ModuleList(Variance(s, eps=1e-3) for s in self.student_channels)
         self.round: int | None = None
         """The round of the current epoch, set by ``begin_epoch``."""
 
+    @classmethod
+    def check(cls, params: Params, epochs: int) -> None:
+        """Every round must leave the student at least one epoch."""
+        for epoch in range(epochs):
+            rid_schedule(params, epoch, epochs)
+
     def schedule(self, epoch: int, epochs: int) -> tuple[int, str]:
-        """The round and phase of epoch ``epoch`` (0-based) of ``epochs`` (see the class docstring)."""
-        if not 0 <= epoch < epochs:
-            raise ValueError(f"epoch {epoch} is not in 0..{epochs - 1}")
-        rounds = min(self.rounds, epochs)
-        index = ((epoch + 1) * rounds - 1) // epochs
-        start, end = index * epochs // rounds, (index + 1) * epochs // rounds
-        filter_epochs = math.ceil(round(self.filter_fraction * (end - start), 6))
-        if filter_epochs >= end - start:
-            raise ConfigError(
-                f"{type(self).__name__.lower()} with rounds={self.rounds} and filter_fraction="
-                f"{self.filter_fraction} leaves no student epoch in a round of {end - start} of "
-                f"{epochs} epochs; use fewer rounds, a smaller filter_fraction or more epochs"
-            )
-        return index, FILTER if epoch - start < filter_epochs else STUDENT
+        """The round and phase of epoch ``epoch`` (0-based) of ``epochs``."""
+        return rid_schedule(self.params, epoch, epochs)
 
     def phase(self, epoch: int, epochs: int) -> str:
         return self.schedule(epoch, epochs)[1]
@@ -318,41 +321,53 @@ class RID(Method):
             parts = (self.student_filters, self.variances)
         return [p for part in parts for p in part.parameters()]
 
-    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Tensor:
+    def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """FILTER: sum_l CE(h_l(f_t,l(T_l)), y), plus from the second round on
-        sum_l mean((f_s,l(S_l) - f_t,l(T_l))^2 / v_l) with the student side fixed.
+        sum_l mean((f_s,l(S_l) - f_t,l(T_l))^2 / v_l) with the student side fixed (terms
+        filter_ce, filter_distill).
         STUDENT: ce_weight * CE + weight * sum_l mean(log v_l + (f_s,l(S_l) - f_t,l(T_l))^2 / v_l)
-        with the teacher filter fixed (v_l^2 in place of log v_l for variance_penalty square)."""
+        with the teacher filter fixed (v_l^2 in place of log v_l for variance_penalty square);
+        terms ce, variance (the log v_l part) and distill (the rest)."""
         if self.round is None:
             raise RuntimeError(f"call begin_epoch(epoch, epochs) before {type(self).__name__}.loss")
         pairs = list(enumerate(zip(student.features, teacher.features, strict=True)))
+        zero = torch.zeros((), device=y.device)
         if phase == FILTER:
-            total = torch.zeros((), device=y.device)
+            total, heads, matching = zero, zero, zero
             for l, (s, t) in pairs:
                 # a clone: the teacher's inference tensors cannot be saved for backward
                 filtered = self.teacher_filters[l](t.clone())
-                total = total + F.cross_entropy(self.heads[l](global_average_pool(filtered)), y)
+                ce = F.cross_entropy(self.heads[l](global_average_pool(filtered)), y)
+                total, heads = total + ce, heads + ce.detach()
                 if self.round > 0:
                     with torch.no_grad():
                         target, variance = self.student_filters[l](s), self.variances[l]()
-                    total = total + scaled_error(filtered, target, variance)
-            return total
-        distill = torch.zeros((), device=y.device)
+                    error = scaled_error(filtered, target, variance)
+                    total, matching = total + error, matching + error.detach()
+            return Loss(total, {"filter_ce": heads, "filter_distill": matching})
+        distill, penalty = zero, zero
         for l, (s, t) in pairs:
             with torch.no_grad():
                 filtered = self.teacher_filters[l](t)
             variance = self.variances[l]()
-            distill = distill + self.variance_penalty(variance).mean() + scaled_error(
-                filtered, self.student_filters[l](s), variance)
-        return self.ce_weight * F.cross_entropy(student.logits, y) + self.weight * distill
+            term = self.variance_penalty(variance).mean()
+            distill = distill + term + scaled_error(filtered, self.student_filters[l](s), variance)
+            penalty = penalty + term.detach()
+        p = self.params
+        ce = p.ce_weight * F.cross_entropy(student.logits, y)
+        total = ce + p.weight * distill
+        variance_part = p.weight * penalty
+        return Loss(total, {"ce": ce.detach(), "variance": variance_part,
+                            "distill": p.weight * distill.detach() - variance_part})
 
 
 class TED(RID):
     """Task-aware layer-wise distillation (Liang et al., 2023): RID's machinery in a single round,
     the teacher filters trained first (rho = 1/8), then the student."""
 
-    def __init__(self, *, rounds: int = 1, filter_fraction: float = 0.125, **rid_params: object) -> None:
-        super().__init__(rounds=rounds, filter_fraction=filter_fraction, **rid_params)
+    class Params(RID.Params):
+        rounds: PositiveInt = 1
+        filter_fraction: float = Field(0.125, ge=0, le=1)
 
 
 METHODS: dict[str, type[Method]] = {
@@ -364,15 +379,6 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
-def _keywords(cls: type[Method]) -> set[str]:
-    """The keyword parameters of ``cls``, with its base class's where it passes ``**params`` on (TED)."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    names = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        names |= _keywords(cls.__mro__[1])
-    return names
-
-
 def build_method(
     name: str,
     *,
@@ -381,21 +387,8 @@ def build_method(
     num_classes: int,
     **params: object,
 ) -> Method:
-    """Make method ``name`` for features with the given channel counts, with its parameters."""
-    check_name("method", name, METHODS)
-    cls = METHODS[name]
-    accepted = _keywords(cls)
-    shape = {"student_channels", "teacher_channels", "num_classes"}
-    unknown = sorted(set(params) - (accepted - shape))
-    if unknown:
-        own = sorted(accepted - shape)
-        raise ConfigError(
-            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"its parameters: {', '.join(own) or 'none'}"
-        )
-    return cls(
-        student_channels=student_channels,
-        teacher_channels=teacher_channels,
-        num_classes=num_classes,
-        **params,
-    )
+    """Make method ``name`` for features with the given channel counts, with its parameters
+    (validated against its ``Params``: unknown ones and bad values are ConfigErrors)."""
+    cls = METHODS[check_name("method", name, METHODS)]
+    return cls(validate(cls.Params, params, f"methods.{name}"), student_channels=student_channels,
+               teacher_channels=teacher_channels, num_classes=num_classes)

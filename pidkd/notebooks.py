@@ -1,18 +1,85 @@
-"""Notebook hygiene for ``make figures``: drop the timings (and random ids) that papermill and nbclient record,
-so a re-executed notebook differs from the committed one only where its outputs do. Execution
-counts and outputs stay (nbval needs both).
+"""The notebooks' set-up in one call, :func:`setup`, and their hygiene for ``make figures``:
+papermill's timings (and random ids) are dropped, so a re-executed notebook differs from the
+committed one only where its outputs do; execution counts and outputs stay (nbval needs both).
 
     python -m pidkd.notebooks notebooks/*.ipynb
 """
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import pandas as pd
+
+from . import data, experiment
+from .config import Config, Profile
+from .results import Result
+from .storage import data_root, results_root
+
+COLAB_CELL = '''\
+# On Colab only: install pidkd from a clone under /content, else from $PIDKD_SOURCE (README, "Colab").
+import importlib.util, os, pathlib, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("pidkd") is None:
+    clones = [str(init.parents[1]) for init in pathlib.Path("/content").glob("*/pidkd/__init__.py")]
+    source = ["-e", clones[0]] if clones else [os.environ.get("PIDKD_SOURCE", "")]
+    if not source[-1] or subprocess.run([sys.executable, "-m", "pip", "install", "-q", *source]).returncode:
+        raise SystemExit(f"pidkd could not be installed from {source[-1]!r}: clone its repository under "
+                         "/content, or set PIDKD_SOURCE to a pip source of it (README, 'Colab'); then rerun")
+    sys.path[:0] = clones[:1]  # an editable install is importable after a restart, the clone at once
+    importlib.invalidate_caches()'''
+"""The first code cell of every notebook (they run it before pidkd can be imported, so each
+carries this text; a test keeps them equal to it)."""
 
 TIMINGS = ("start_time", "end_time", "duration")
 INJECTED = "injected-parameters"
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a notebook works with: the loaded profile, its results folder, and how to train."""
+
+    profile: Profile
+    folder: Path
+    device: str
+    jobs: int
+
+    def run(self, configs: Sequence[Config]) -> list[Result]:
+        """Train (or read from the cache) ``configs`` in ``jobs`` processes on ``device``; their
+        datasets are downloaded first where they can be."""
+        for dataset in sorted({c.dataset for c in configs}):
+            data.download(dataset, data_root())
+        return experiment.run_grid(list(configs), jobs=self.jobs, device=self.device)
+
+
+def setup(
+    profile: str | Path = "embedded",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    seeds: Iterable[int] | None = None,
+    device: str = "auto",
+    jobs: int | None = None,
+    results: str | Path | None = None,
+) -> Session:
+    """A notebook's set-up: profile ``profile`` with ``overrides`` (and ``seeds`` in place of its
+    own), results under ``results`` (default: the repository's ``results/``, whatever folder the
+    kernel started in, so papermill, nbval, Jupyter and Colab agree), ``jobs`` training processes
+    (default: one per core), and tables shown to 4 decimals."""
+    overrides = {**(overrides or {}), **({"seeds": list(seeds)} if seeds else {})}
+    loaded = Profile.load(profile, overrides)
+    if results is not None:  # the environment, so training processes see it too
+        os.environ["PIDKD_RESULTS"] = str(Path(results).resolve())
+    pd.set_option("display.precision", 4)
+    return Session(loaded, results_root() / loaded.name, device, jobs or _cores())
+
+
+def _cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def strip_timings(path: Path) -> None:

@@ -1,34 +1,27 @@
-"""Teachers a student distils from (SPEC §4): trained, untrained (random and frozen), and noisy
-(a trained teacher whose distilled features are corrupted at distillation time)."""
+"""Teachers a student distils from: trained, untrained (random and frozen), and noisy (a trained
+teacher whose distilled features are corrupted at distillation time); see docs/method.md."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
+from pydantic import Field, NonNegativeFloat
 from torch import Tensor, nn
 
 from .errors import ConfigError, check_name
 from .methods import Outputs
+from .schema import Schema
 
 KINDS = ("trained", "untrained", "noisy")
 
 
-@dataclass(frozen=True)
-class Noise:
+class Noise(Schema):
     """Gaussian noise of std ``sigma`` on the bottom ``fraction`` of the rows of each feature map,
     added to the features or, with ``replace``, replacing them (the authors' corruption)."""
 
-    fraction: float
-    sigma: float
+    fraction: float = Field(gt=0, le=1)
+    sigma: NonNegativeFloat
     replace: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 < self.fraction <= 1 or self.sigma < 0 or not math.isfinite(self.sigma):
-            raise ConfigError(
-                f"noise needs 0 < fraction <= 1 and a finite sigma >= 0, got fraction={self.fraction}, sigma={self.sigma}"
-            )
 
     def apply(self, feature: Tensor, generator: torch.Generator) -> Tensor:
         """Corrupt one feature map (N, C, H, W) or sequence (N, C, L) along its first spatial axis."""
@@ -74,7 +67,7 @@ def reestimate_batchnorm(model: nn.Module, inputs: Iterable[Tensor]) -> nn.Modul
     """Recompute BatchNorm running statistics as plain averages over ``inputs`` (weights unchanged).
 
     A fresh network keeps BatchNorm's initial statistics (mean 0, variance 1), so its feature
-    scale can be far from a trained one's; SPEC §4 offers this re-estimation for untrained teachers.
+    scale can be far from a trained one's; this re-estimation is offered as a variant of the untrained teacher.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in norms]

@@ -5,54 +5,60 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import (Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm import tqdm
 
 from .data import AugmentedTensors, batches, on_device
-from .errors import CheckpointError, ConfigError, DivergenceError, check_name
-from .methods import STUDENT, Method, Outputs
+from .errors import ConfigError, DivergenceError
+from .methods import STUDENT, Loss, Method, Outputs
+from .schema import Schema
+from .storage import load_checkpoint, save_atomic
 from .teachers import Teacher
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("sgd", "adam")
 
-
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(Schema):
     """How a network is optimised: optimiser, learning-rate schedule, batch size and clipping.
 
     The rate is ``lr * gamma ** (number of milestones <= epoch)``: the schedule's factor is
-    explicit, so it cannot be confused with the rate itself (SPEC §6). ``filter_lr``, when set,
-    is the constant rate of RID's teacher-filter phase (the authors' prototype ran it at 0.05).
+    explicit, so it cannot be confused with the rate itself (the authors' prototype did; see
+    docs/method.md). ``filter_lr``, when set, is the constant rate of RID's teacher-filter phase.
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: PositiveFloat = 0.05
+    momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.2
-    batch_size: int = 128
-    clip_grad_norm: float | None = None
-    filter_lr: float | None = None
+    weight_decay: NonNegativeFloat = 5e-4
+    milestones: tuple[NonNegativeInt, ...] = ()
+    gamma: PositiveFloat = 0.2
+    batch_size: PositiveInt = 128
+    clip_grad_norm: PositiveFloat | None = None
+    filter_lr: PositiveFloat | None = None
 
-    def __post_init__(self) -> None:
-        check_name("optimizer", self.optimizer, OPTIMIZERS)
-        if self.lr <= 0 or self.batch_size < 1 or (self.filter_lr is not None and self.filter_lr <= 0):
-            raise ConfigError(f"recipe needs lr > 0, filter_lr > 0 and batch_size >= 1, got lr={self.lr}, "
-                              f"filter_lr={self.filter_lr}, batch_size={self.batch_size}")
-        object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
+    @field_validator("milestones")
+    @classmethod
+    def _in_order(cls, milestones: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(milestones))
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> Recipe:
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0; set nesterov: false or a momentum")
+        return self
 
     def learning_rate(self, epoch: int, phase: str = STUDENT) -> float:
         """The learning rate of 0-based epoch ``epoch`` in ``phase``."""
@@ -84,7 +90,7 @@ class Precision:
     scaler: torch.amp.GradScaler | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.dtype = PRECISIONS[check_name("precision", self.choice, PRECISIONS)]
+        self.dtype = PRECISIONS[self.choice]
         if self.choice == "auto" and self.device.type == "cuda":
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
@@ -95,23 +101,17 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
-@dataclass(frozen=True)
-class Speed:
+class Speed(Schema):
     """How a run is computed, not what it computes, so none of it enters a run's key: the
     ``precision`` (see :class:`Precision`); the channels-last memory layout for image batches
     (None: on CUDA only); ``torch.compile`` of the student and the teacher (compiling takes a
     minute or two, worth it for long runs); loader processes (``workers``) for datasets read
     from files (CUB), which are pinned and persistent."""
 
-    precision: str = "auto"
+    precision: Literal[tuple(PRECISIONS)] = "auto"
     channels_last: bool | None = None
     compile: bool = False
-    workers: int = 4
-
-    def __post_init__(self) -> None:
-        check_name("precision", self.precision, PRECISIONS)
-        if self.workers < 0:
-            raise ConfigError(f"workers must be >= 0, not {self.workers}")
+    workers: NonNegativeInt = 4
 
     def layout(self, device: torch.device, example: Tensor) -> torch.memory_format:
         """The memory format of batches of ``example`` (one input) on ``device``."""
@@ -144,24 +144,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with ``weights_only=True``; an unreadable one gets an actionable error."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(error).__name__}); it is truncated or not a "
-            f"pidkd checkpoint: delete it to train this run from the start"
-        ) from error
-
-
 def _with_teacher_outputs(dataset: TensorDataset, teacher: nn.Module, batch_size: int) -> TensorDataset:
     """Append the teacher's (clean) outputs to an unaugmented tensor dataset, computed once on
     the dataset's device."""
@@ -186,9 +168,10 @@ def _outputs(
 
 def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0) -> float:
     """Test accuracy of ``model`` on ``dataset`` (``workers`` loader processes for file-backed data)."""
-    outputs = _outputs(model, dataset, device, workers)
-    correct = sum((logits.argmax(1).cpu() == y.cpu()).sum().item() for logits, _, y in outputs)
-    return correct / len(dataset)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for logits, _, y in _outputs(model, dataset, device, workers):
+        correct += (logits.argmax(1) == y.to(device)).sum()
+    return correct.item() / len(dataset)
 
 
 def representations(
@@ -300,7 +283,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         student.train(phase == STUDENT)
-        total, count = 0.0, 0
+        sums = _EpochSums(device)
         bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
         for x, y, *cached in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -314,15 +297,14 @@ def fit(
                 with contextlib.nullcontext() if phase == STUDENT else torch.no_grad():
                     logits, features = forward(x)
                 loss = method.loss(phase, Outputs(logits, features), teacher_out, y)
-            _step(loss, optimizer, phases.parameters(phase), recipe, precision)
-            total += loss.item() * len(y)
-            count += len(y)
+            _step(loss.total, optimizer, phases.parameters(phase), recipe, precision)
+            sums.add(loss, len(y))
         metrics.append(
             {
                 "epoch": epoch + 1,
                 "phase": phase,
                 "lr": lr,
-                "train_loss": total / count,
+                **sums.means(epoch + 1),
                 "test_acc": evaluate(student, test_set, device, speed.workers),
                 "seconds": time.perf_counter() - began,
             }
@@ -341,6 +323,32 @@ def fit(
                 checkpoint,
             )
     return metrics
+
+
+class _EpochSums:
+    """Example-weighted sums of a phase's loss and its terms, kept on the device in float64 so the
+    loop never waits for the GPU inside an epoch; read once, at its end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+
+    def add(self, loss: Loss, examples: int) -> None:
+        for name, value in {"train_loss": loss.total.detach(), **loss.terms}.items():
+            weighted = value.double() * examples
+            self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
+        self.count += examples
+
+    def means(self, epoch: int) -> dict[str, float]:
+        """``train_loss`` and ``<term>_loss`` for each term; a non-finite loss stops training."""
+        means = {name: (total / self.count).item() for name, total in self.sums.items()}
+        if not all(map(math.isfinite, means.values())):
+            raise DivergenceError(
+                f"the loss became {means['train_loss']} in epoch {epoch}; lower the learning rate or the "
+                f"method's weight, or clip gradients (recipe clip_grad_norm)"
+            )
+        return {name if name == "train_loss" else f"{name}_loss": value for name, value in means.items()}
 
 
 def _teacher_outputs(
@@ -363,11 +371,6 @@ def _step(
 ) -> None:
     """One optimiser step with optional gradient scaling and gradient-norm clipping."""
     optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
-        raise DivergenceError(
-            f"the loss became {loss.item()}; lower the learning rate or the method's weight, "
-            f"or clip gradients (recipe clip_grad_norm)"
-        )
     scaler = precision.scaler
     (scaler.scale(loss) if scaler else loss).backward()
     if recipe.clip_grad_norm is not None:

@@ -1,11 +1,16 @@
-"""``python -m pidkd``: one run from the shell, listing runs, and one-line user errors."""
+"""``python -m pidkd``: one run from the shell, a run's resolved config, listing runs, sweeps,
+and one-line user errors that leave nothing behind."""
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
 
+import pytest
+
 from pidkd.__main__ import main
+from pidkd.config import Profile
 from pidkd.train import Speed
 
 
@@ -42,7 +47,7 @@ def test_a_malformed_override_is_a_usage_error(results, capsys):
 
 def test_speed_flags_are_checked_and_never_change_the_run(results, capsys, monkeypatch):
     assert main(["run", "--dataset", "digits", "--workers", "-1"]) == 2
-    assert "workers must be >= 0" in capsys.readouterr().err
+    assert "speed options: workers: Input should be greater than or equal to 0 (got -1)" in capsys.readouterr().err
     seen = []
     monkeypatch.setattr("pidkd.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
     for flags in ([], ["--compile", "--workers", "8", "--no-channels-last", "--precision", "bf16"]):
@@ -79,3 +84,57 @@ def test_sweep_launches_with_submitits_local_executor_and_gathers_results(result
     assert (results / "submitit").is_dir()
     assert main(["list"]) == 0
     assert "cnn2d-teacher" in capsys.readouterr().out
+
+
+def _pidkd(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pidkd", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["methods.vid.weight=abc"], "profile 'embedded': methods.vid.weight: Input should be a valid number, unable to "
+                                 "parse string as a number (got 'abc')"),
+    (["student_training.epochs=-3"], "profile 'embedded': student_training.epochs: Input should be greater than 0 (got -3)"),
+    (["student_training.epoch=3"], "profile 'embedded': student_training: unknown key 'epoch'; valid keys: epochs, "
+                                   "recipe, distillation, method_recipes, pid_epochs"),
+    (["student_training.recipe.lr=.nan"], "profile 'embedded': student_training.recipe.lr: Input should be a finite "
+                                          "number (got nan)"),
+])
+def test_a_bad_override_is_one_line_and_leaves_no_run_folder(results, sets, message):
+    args = ["run", "--dataset", "mnist1d", "--method", "vid", "--quiet"]
+    done = _pidkd(*args, *(f"--set={s}" for s in sets))
+    assert (done.returncode, done.stderr) == (2, f"pidkd: error: {message}\n")
+    assert not results.exists()
+
+
+def test_a_malformed_profile_file_is_one_line(results, tmp_path):
+    broken = tmp_path / "mine.yaml"
+    broken.write_text("extends: embedded\nseeds: [0, 1\n")
+    done = _pidkd("run", "--profile", str(broken), "--dataset", "mnist1d")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == f"pidkd: error: {broken} is not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>'\n"
+    assert not results.exists()
+
+
+def test_show_prints_the_runs_config_json_and_key(results, capsys):
+    assert main(["show", "--dataset", "mnist1d", "--teacher", "untrained", "--method", "rid", "--seed", "3",
+                 "--set", "methods.rid.weight=2"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    config = Profile.load("embedded", {"methods.rid.weight": 2}).config("mnist1d", "untrained", "rid", 3)
+    assert shown == {"key": config.key, "config": config.as_dict()}
+    assert shown["config"]["params"] == [["ce_weight", 1.0], ["filter_fraction", 0.1], ["rounds", 2],
+                                         ["variance_penalty", "log"], ["weight", 2.0]]
+    assert not results.exists()  # showing trains nothing
+
+
+def test_list_reports_a_damaged_run_folder_and_goes_on(results, capsys, caplog):
+    args = ["run", "--dataset", "digits", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1"]
+    assert main(args) == 0 and main([*args, "--seed", "1"]) == 0
+    capsys.readouterr()
+    folders = sorted((results / "embedded" / "runs").iterdir())
+    (folders[0] / "metrics.csv").write_text("")  # emptied, as a full disk might leave it
+    unfinished = folders[0].with_name("0123456789ab")
+    unfinished.mkdir()  # a run that never finished: not listed, not an error
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert folders[1].name in listing and folders[0].name not in listing
+    assert f"skipped damaged run folder {folders[0]}" in caplog.text and "delete it to run it again" in caplog.text

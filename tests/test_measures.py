@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pidkd import experiment, measures
+from pidkd.config import PIDSettings, Profile
 from pidkd.errors import ConfigError
 
 TINY = {
@@ -20,13 +21,13 @@ TINY = {
 
 @pytest.fixture
 def runs(results):
-    configs = [experiment.resolve("embedded", "digits", kind, method, 0, TINY)
-               for kind in ("trained", "untrained") for method in ("baseline", "vid")]
+    profile = Profile.load("embedded", TINY)
+    configs = [profile.config("digits", kind, method, 0) for kind in ("trained", "untrained") for method in ("baseline", "vid")]
     return experiment.run_grid(configs, device="cpu", progress=False)
 
 
 def test_measure_runs_writes_pid_csv_for_the_distillation_runs(runs, results):
-    table = measures.measure_runs(runs, results / "embedded", progress=False, layers=(0, -1))
+    table = measures.measure_runs(runs, PIDSettings(layers=(0, -1)), results / "embedded", progress=False)
     assert (results / "embedded" / "pid.csv").exists()
     assert set(table["teacher"]) == {"trained", "untrained"} and set(table["method"]) == {"vid"}
     assert len(table) == 2 * 2 * 2 * 2  # runs x epochs x layers x (labels, shuffled labels)
@@ -47,7 +48,7 @@ def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
     monkeypatch.setattr(measures.pid, "measure_codes", no_measuring)
     assert measures.measure_run(vid).equals(first)
     with pytest.raises(AssertionError, match="measured again"):
-        measures.measure_run(vid, n_clusters=3)
+        measures.measure_run(vid, PIDSettings(n_clusters=3))
 
 
 def test_a_run_without_a_teacher_cannot_be_measured(runs):
@@ -58,7 +59,7 @@ def test_a_run_without_a_teacher_cannot_be_measured(runs):
 
 def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
     # cifar10 and cifar100 have the same untrained wrn-40-2 teacher config but different test sets
-    teacher = experiment.teacher_config("embedded", "digits", "untrained")
+    teacher = Profile.load("embedded").teacher("digits", "untrained")
     calls = []
 
     def representations(config, dataset):
@@ -66,9 +67,9 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
         return [f"layer {i} of {dataset}" for i in range(3)]
 
     monkeypatch.setattr(experiment, "teacher_representations", representations)
-    monkeypatch.setattr(measures, "measure_run", lambda done, teacher, **settings: pd.DataFrame({"t": [teacher]}))
+    monkeypatch.setattr(measures, "measure_run", lambda done, settings, teacher: pd.DataFrame({"t": [teacher]}))
     runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d)) for d in ("cifar10", "cifar10", "cifar100")]
-    table = measures.measure_runs(runs, progress=False, layers=(0, -1))
+    table = measures.measure_runs(runs, PIDSettings(layers=(0, -1)), progress=False)
     assert calls == ["cifar10", "cifar100"]
     kept = [[f"layer 0 of {d}", None, f"layer 2 of {d}"] for d in ("cifar10", "cifar10", "cifar100")]
     assert list(table["t"]) == kept  # only the measured layers are held

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pidkd import experiment
+from pidkd.config import Profile
 from pidkd.errors import ConfigError
 from pidkd.methods import (
     FILTER, STUDENT, METHODS, RID, TED, VID, Method, Outputs, Pointwise, build_method,
@@ -86,7 +87,7 @@ def loop_step(method: Method, epoch: int, epochs: int, dims: int) -> tuple[str, 
         student.train()
         student_out = student(x)
     optimiser.zero_grad()
-    method.loss(phase, student_out, teacher_out, y).backward()
+    method.loss(phase, student_out, teacher_out, y).total.backward()
     ids = {id(p) for p in own}
     for name, p in method.named_parameters():
         if id(p) in ids:
@@ -119,19 +120,20 @@ def test_unknown_method_lists_valid_names() -> None:
 
 @pytest.mark.parametrize("name", ["kd", "vid", "rid", "ted"])
 def test_unknown_parameter(name: str) -> None:
-    with pytest.raises(ConfigError, match="no parameter 'tau'"):
+    with pytest.raises(ConfigError, match=f"methods.{name}: unknown key 'tau'; valid keys: "):
         build_method(name, student_channels=(2,), teacher_channels=(3,), num_classes=2, tau=2.0)
 
 
 def test_ted_takes_rids_parameters_with_its_own_defaults() -> None:
     ted = build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, variance_penalty="square", weight=3.0)
-    assert (ted.rounds, ted.filter_fraction, ted.weight, ted.variance_penalty) == (1, 0.125, 3.0, torch.square)
-    with pytest.raises(ConfigError, match="its parameters: ce_weight, filter_fraction, rounds, variance_penalty, weight$"):
+    p = ted.params
+    assert (p.rounds, p.filter_fraction, p.weight, ted.variance_penalty) == (1, 0.125, 3.0, torch.square)
+    with pytest.raises(ConfigError, match="valid keys: ce_weight, weight, rounds, filter_fraction, variance_penalty$"):
         build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, tau=2.0)
 
 
 def test_unknown_vid_variant_lists_variants() -> None:
-    with pytest.raises(ConfigError, match="community, paper"):
+    with pytest.raises(ConfigError, match="^methods.vid: variant: Input should be 'paper' or 'community' \\(got 'original'\\)$"):
         make("vid", variant="original")
 
 
@@ -223,8 +225,9 @@ def test_kd_loss_by_hand() -> None:
         teacher_out = Outputs(torch.tensor(teacher), [])
     logits = torch.tensor(student, requires_grad=True)
     loss = method.loss(STUDENT, Outputs(logits, []), teacher_out, torch.tensor(labels))
-    assert loss.item() == pytest.approx(ce_weight * ce + weight * tau**2 * kl, rel=1e-6)
-    loss.backward()
+    assert loss.total.item() == pytest.approx(ce_weight * ce + weight * tau**2 * kl, rel=1e-6)
+    assert (loss.terms["ce"].item(), loss.terms["distill"].item()) == pytest.approx((ce_weight * ce, weight * tau**2 * kl), rel=1e-6)
+    loss.total.backward()
     assert logits.grad is not None
 
 
@@ -234,7 +237,7 @@ def test_vid_community_loss_by_hand(dims: int) -> None:
     method = build_method(
         "vid", student_channels=(2,), teacher_channels=(2,), num_classes=2, variant="community"
     )
-    assert method.weight == 1.0
+    assert method.params.weight == 1.0
     linears = [m for m in method.regressors[0] if isinstance(m, nn.Linear)]
     assert [m.bias for m in linears] == [None] * 3
     assert not any(isinstance(m, nn.BatchNorm1d) for m in method.regressors[0])
@@ -251,14 +254,15 @@ def test_vid_community_loss_by_hand(dims: int) -> None:
     expected = hand_cross_entropy(logits, 0) + 0.5 * (math.log(5.0) + 2.0 / 5.0)
     student, teacher = Outputs(torch.tensor([logits]), [s]), Outputs(torch.zeros(1, 2), [t])
     loss = method.loss(STUDENT, student, teacher, torch.tensor([0]))
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert loss.total.item() == pytest.approx(expected, rel=1e-5)
+    assert loss.terms["distill"].item() == pytest.approx(0.5 * (math.log(5.0) + 2.0 / 5.0), rel=1e-5)
 
 
 def test_vid_paper_regressor_and_loss() -> None:
     torch.manual_seed(0)
     method = make("vid", variant="paper", ce_weight=0.5)
-    assert method.weight == 100.0
-    assert make("vid", variant="paper", weight=7.0).weight == 7.0
+    assert method.params.weight == 100.0
+    assert make("vid", variant="paper", weight=7.0).params.weight == 7.0
     linears = [m for m in method.regressors[1] if isinstance(m, nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(10, 4), (10, 10), (5, 10)]
     assert [m.bias for m in linears] == [None] * 3
@@ -273,7 +277,7 @@ def test_vid_paper_regressor_and_loss() -> None:
         v = (F.softplus(method.variances[l].a) + 1e-3).view(1, -1, 1, 1)
         regressed = method.regressors[l](s)
         expected = expected + 100.0 * (0.5 * (v.log() + (t - regressed) ** 2 / v)).mean()
-    assert method.loss(STUDENT, s_out, t_out, y).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert method.loss(STUDENT, s_out, t_out, y).total.item() == pytest.approx(expected.item(), rel=1e-5)
     assert (F.softplus(method.variances[1].a) + 1e-3).tolist() == pytest.approx([5.0] * 5, abs=1e-5)
 
 
@@ -295,7 +299,7 @@ def identity_rid(**params: object) -> RID:
 
 @pytest.mark.parametrize("dims,penalty", [(1, "log"), (2, "log"), (2, "square")])
 def test_rid_student_loss_by_hand(dims: int, penalty: str) -> None:
-    method = identity_rid(variance_penalty=penalty)
+    method = identity_rid(variance_penalty=penalty, ce_weight=2.0)
     method.train()
     assert method.begin_epoch(3, 40) == STUDENT
     shape = (1, 2, 2) if dims == 1 else (1, 2, 1, 2)
@@ -306,10 +310,12 @@ def test_rid_student_loss_by_hand(dims: int, penalty: str) -> None:
     squared = ((1 + 0) / 2.0 + (4 + 9) / 0.5) / 4
     variance_term = (math.log(2.0) + math.log(0.5)) / 2 if penalty == "log" else (2.0**2 + 0.5**2) / 2
     expected = 2.0 * hand_cross_entropy(logits, 2) + 10.0 * (variance_term + squared)
-    method.ce_weight = 2.0
     student, teacher = Outputs(torch.tensor([logits]), [s]), Outputs(torch.zeros(1, 3), [t])
     loss = method.loss(STUDENT, student, teacher, torch.tensor([2]))
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert loss.total.item() == pytest.approx(expected, rel=1e-5)
+    assert sum(loss.terms.values()).item() == pytest.approx(expected, rel=1e-5)
+    assert loss.terms["ce"].item() == pytest.approx(2.0 * hand_cross_entropy(logits, 2), rel=1e-6)
+    assert loss.terms["variance"].item() == pytest.approx(10.0 * variance_term, rel=1e-5)
 
 
 @pytest.mark.parametrize("dims", [1, 2])
@@ -328,7 +334,8 @@ def test_rid_filter_loss(dims: int) -> None:
     method.train()
     assert method.begin_epoch(0, 20) == FILTER
     first = method.loss(FILTER, s_out, t_out, y)
-    assert first.item() == pytest.approx(2 * hand_cross_entropy([0.0, 1.0, 2.0], y.item()), rel=1e-6)
+    assert first.total.item() == pytest.approx(2 * hand_cross_entropy([0.0, 1.0, 2.0], y.item()), rel=1e-6)
+    assert first.terms["filter_distill"].item() == 0
     assert method.begin_epoch(2, 20) == FILTER and method.round == 1
     later = method.loss(FILTER, s_out, t_out, y)
     matching = sum(
@@ -336,7 +343,8 @@ def test_rid_filter_loss(dims: int) -> None:
          / (F.softplus(method.variances[l].a) + 1e-3).view(1, -1, *[1] * dims)).mean()
         for l, (s, t) in enumerate(zip(s_out.features, t_out.features))
     )
-    assert later.item() == pytest.approx(first.item() + matching.item(), rel=1e-5)
+    assert later.total.item() == pytest.approx(first.total.item() + matching.item(), rel=1e-5)
+    assert later.terms["filter_distill"].item() == pytest.approx(matching.item(), rel=1e-5)
 
 
 # RID's schedule
@@ -365,8 +373,10 @@ def test_rid_phase_map(epochs: int, rounds: int, fraction: float, filter_epochs:
 @pytest.mark.parametrize("epochs, rounds, fraction", [(3, 10, 0.25), (5, 2, 1.0), (4, 4, 0.25)])
 def test_a_schedule_that_never_trains_the_student_is_a_config_error(epochs, rounds, fraction) -> None:
     method = make("rid", rounds=rounds, filter_fraction=fraction)
-    with pytest.raises(ConfigError, match="leaves no student epoch"):
+    with pytest.raises(ConfigError, match="leave no student epoch"):
         method.phase(0, epochs)
+    with pytest.raises(ConfigError, match="leave no student epoch"):
+        RID.check(method.params, epochs)
 
 
 def test_rid_rounds_split_at_floor() -> None:
@@ -379,7 +389,7 @@ def test_rid_rounds_split_at_floor() -> None:
 def test_ted_is_rid_in_one_round() -> None:
     method = make("ted")
     assert isinstance(method, TED) and isinstance(method, RID)
-    assert (method.rounds, method.filter_fraction, method.weight) == (1, 0.125, 10.0)
+    assert (method.params.rounds, method.params.filter_fraction, method.params.weight) == (1, 0.125, 10.0)
     assert [method.phase(e, 16) for e in range(16)] == [FILTER] * 2 + [STUDENT] * 14
     assert [method.schedule(e, 300)[1] for e in range(300)].count(FILTER) == 38
 
@@ -440,7 +450,7 @@ def test_each_method_trains_two_epochs_on_embedded_data(results, dataset: str, n
     }
     if name in ("rid", "ted"):
         overrides[f"methods.{name}.rounds"] = 1  # two epochs: one filter epoch, one student epoch
-    config = experiment.resolve("embedded", dataset, "noisy", name, 0, overrides)
+    config = Profile.load("embedded", overrides).config(dataset, "noisy", name, 0)
     metrics = experiment.run(config, device="cpu", progress=False).metrics
     assert len(metrics) == 2 and metrics["train_loss"].notna().all()
     if name in ("rid", "ted"):

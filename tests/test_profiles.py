@@ -10,8 +10,9 @@ import torchvision
 
 from formats import write_cifar, write_cub
 from pidkd import experiment
+from pidkd.config import Profile
+from pidkd.results import load_representations
 from pidkd.models import resnet_weights
-from pidkd.errors import ConfigError
 from pidkd.train import Recipe, Speed
 
 SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
@@ -19,7 +20,7 @@ SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay
 
 
 def test_paper_grid_is_three_datasets_three_teachers_five_methods_three_seeds():
-    configs = experiment.grid("paper")
+    configs = Profile.load("paper").grid()
     assert len(configs) == 3 * (3 * 4 + 1) * 3  # baselines are shared by the teacher kinds
     assert {(c.dataset, c.teacher_kind, c.method) for c in configs} == {
         (d, t if m != "baseline" else "none", m)
@@ -29,61 +30,50 @@ def test_paper_grid_is_three_datasets_three_teachers_five_methods_three_seeds():
 
 
 def test_paper_cifar_runs_follow_the_intended_recipe():
-    rid = experiment.resolve("paper", "cifar10", "trained", "rid", 1)
+    rid = Profile.load("paper").config("cifar10", "trained", "rid", 1)
     assert (rid.model, rid.teacher.model, rid.epochs, rid.augment) == ("wrn-16-1", "wrn-40-2", 300, True)
-    assert rid.recipe == Recipe(**{**SGD.__dict__, "clip_grad_norm": 100})
-    assert dict(rid.params) == {"weight": 10, "rounds": 10, "filter_fraction": 0.25}
-    assert rid.teacher.run.recipe == SGD and rid.teacher.run.epochs == 300
-    assert experiment.resolve("paper", "cifar10", "trained", "baseline", 1).recipe == SGD  # no clipping
-    assert dict(experiment.resolve("paper", "cifar10", "untrained", "vid", 0).params) == {"variant": "paper", "weight": 100}
-    assert dict(experiment.resolve("paper", "cifar100", "noisy", "ted", 0).teacher.options) == {"dropout": 0.3}
-    assert experiment.teacher_config("paper", "cifar10", "untrained").reestimate_bn is False
+    assert rid.recipe == SGD.model_copy(update={"clip_grad_norm": 100})
+    assert dict(rid.params) == {"ce_weight": 1.0, "weight": 10, "rounds": 10, "filter_fraction": 0.25, "variance_penalty": "log"}
+    assert rid.teacher.training.recipe == SGD and rid.teacher.training.epochs == 300
+    assert Profile.load("paper").config("cifar10", "trained", "baseline", 1).recipe == SGD  # no clipping
+    assert dict(Profile.load("paper").config("cifar10", "untrained", "vid", 0).params) == {"ce_weight": 1.0, "variant": "paper", "weight": 100}
+    assert dict(Profile.load("paper").config("cifar100", "noisy", "ted", 0).teacher.options) == {"dropout": 0.3}
+    assert Profile.load("paper").teacher("cifar10", "untrained").reestimate_bn is False
     assert (rid.pid_layers, rid.pid_dtype) == ((-1,), "float16")
 
 
 def test_paper_cub_transfers_from_an_imagenet_resnet34_to_a_resnet18():
-    trained = experiment.resolve("paper", "cub200", "trained", "rid", 0)
+    trained = Profile.load("paper").config("cub200", "trained", "rid", 0)
     assert (trained.model, trained.options, trained.epochs) == ("resnet18", (), 120)
-    fine_tuning = trained.teacher.run
+    fine_tuning = trained.teacher.training
     assert (fine_tuning.model, dict(fine_tuning.options), fine_tuning.epochs) == ("resnet34", {"pretrained": True}, 30)
     assert (fine_tuning.recipe.lr, fine_tuning.recipe.milestones, fine_tuning.recipe.nesterov) == (0.01, (20,), True)
-    untrained = experiment.teacher_config("paper", "cub200", "untrained")
-    assert (untrained.run, untrained.options) == (None, ())  # randomly initialised, not ImageNet
-    assert experiment.resolve("paper", "cifar10", "trained", "rid", 0).epochs == 300  # CUB's own sections stay CUB's
+    untrained = Profile.load("paper").teacher("cub200", "untrained")
+    assert (untrained.training, untrained.options) == (None, ())  # randomly initialised, not ImageNet
+    assert Profile.load("paper").config("cifar10", "trained", "rid", 0).epochs == 300  # CUB's own sections stay CUB's
 
 
 def test_prototype_profile_is_the_paper_profile_with_the_prototypes_recipe():
-    configs = experiment.grid("paper-prototype")
+    configs = Profile.load("paper-prototype").grid()
     assert len(configs) == 2 * 13 * 3 and {c.profile for c in configs} == {"paper-prototype"}
-    rid = experiment.resolve("paper-prototype", "cifar10", "untrained", "rid", 0)
+    rid = Profile.load("paper-prototype").config("cifar10", "untrained", "rid", 0)
     assert (rid.recipe.lr, rid.recipe.milestones, rid.recipe.filter_lr) == (0.0025, (), 0.05)
     assert rid.recipe.learning_rate(299) == 0.0025 and rid.recipe.learning_rate(0, "filter") == 0.05
     assert dict(rid.params)["variance_penalty"] == "square" and not rid.augment
-    vid = experiment.resolve("paper-prototype", "cifar10", "untrained", "vid", 0)
+    vid = Profile.load("paper-prototype").config("cifar10", "untrained", "vid", 0)
     assert [vid.recipe.learning_rate(e) for e in (0, 150, 200)] == pytest.approx([0.0025, 0.0005, 0.0001])
-    teacher = experiment.resolve("paper-prototype", "cifar10", "trained", "vid", 0).teacher.run
+    teacher = Profile.load("paper-prototype").config("cifar10", "trained", "vid", 0).teacher.training
     assert (teacher.recipe.optimizer, teacher.recipe.lr, teacher.recipe.milestones) == ("adam", 0.05, ())
     assert dict(teacher.options) == {"block": "post"} and dict(vid.options) == {"block": "post"}
-    assert dict(experiment.resolve("paper-prototype", "cifar100", "trained", "vid", 0).options) == {"dropout": 0.3}
+    assert dict(Profile.load("paper-prototype").config("cifar100", "trained", "vid", 0).options) == {"dropout": 0.3}
 
 
 def test_quick_profile_is_a_cifar10_subset_with_a_short_schedule():
-    configs = experiment.grid("quick")
+    configs = Profile.load("quick").grid()
     assert len(configs) == (2 * 2 + 1) * 3
     assert {(c.dataset, c.samples_per_class, c.epochs) for c in configs} == {("cifar10", 1000, 40)}
-    teacher = next(c.teacher.run for c in configs if c.teacher_kind == "trained")
+    teacher = next(c.teacher.training for c in configs if c.teacher_kind == "trained")
     assert (teacher.model, teacher.epochs, teacher.samples_per_class) == ("wrn-40-2", 40, 1000)
-
-
-def test_a_profile_file_can_extend_a_shipped_one_but_not_itself(tmp_path):
-    mine = tmp_path / "mine.yaml"
-    mine.write_text("extends: quick\nseeds: [7]\nmethods: {rid: {weight: 3}}\n")
-    rid = experiment.resolve(str(mine), "cifar10", "trained", "rid", 7)
-    assert rid.profile == "mine" and dict(rid.params) == {"weight": 3, "rounds": 4, "filter_fraction": 0.1}
-    loop = tmp_path / "loop.yaml"
-    loop.write_text(f"extends: {loop}\n")
-    with pytest.raises(ConfigError, match="extends itself"):
-        experiment.load_profile(str(loop))
 
 
 ONE_BATCH = {  # every run a single batch an epoch, two epochs (RID: a filter epoch, then a student one)
@@ -102,14 +92,14 @@ def test_each_method_runs_a_batch_on_cifar_files_on_the_cpu(profile, tmp_path, m
     write_cifar(tmp_path, "cifar10")
     monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
     overrides = {**ONE_BATCH, "grid.datasets": ["cifar10"], "grid.methods": ["baseline", "kd", "vid", "rid", "ted"], "seeds": [0]}
-    configs = experiment.grid(profile, overrides)
+    configs = Profile.load(profile, overrides).grid()
     runs = experiment.run_grid(configs, device="cpu", progress=False)
     assert {r.config.method for r in runs} == {"baseline", "kd", "vid", "rid", "ted"}
     for done in runs:
         assert done.metrics["train_loss"].notna().all() and len(done.metrics) == 2
     rid = next(r for r in runs if r.config.method == "rid")
     assert list(rid.metrics["phase"]) == ["filter", "student"]
-    saved = experiment.load_representations(rid, 2)
+    saved = load_representations(rid, 2)
     assert saved[:2] == [None, None] and saved[2].shape == (4, 64, 8, 8)  # the 4 test images, and saved[2].dtype == torch.float16
 
 
@@ -119,10 +109,10 @@ def test_each_distillation_runs_on_cub_files_with_loader_workers(tmp_path, monke
     overrides = {"datasets.cub200.student_training": {"epochs": 2, "recipe": {"batch_size": 8}, "pid_epochs": [2]},
                  "methods.rid.rounds": 1}
     for method in ("vid", "rid"):
-        config = experiment.resolve("paper", "cub200", "untrained", method, 0, overrides)
+        config = Profile.load("paper", overrides).config("cub200", "untrained", method, 0)
         done = experiment.run(config, device="cpu", progress=False, speed=Speed(workers=2))
         assert done.metrics["train_loss"].notna().all() and len(done.metrics) == 2
-    assert experiment.load_representations(done, 2)[3].shape == (3, 512, 7, 7)
+    assert load_representations(done, 2)[3].shape == (3, 512, 7, 7)
 
 
 def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path, monkeypatch, results, torch_home):
@@ -133,7 +123,7 @@ def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path,
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # the real format
     overrides = {"datasets.cub200.teacher_model": "resnet18",
                  "datasets.cub200.teacher_training": {"epochs": 1, "recipe": {"batch_size": 8}}}
-    teacher = experiment.teacher_config("paper", "cub200", "trained", overrides)
+    teacher = Profile.load("paper", overrides).teacher("cub200", "trained")
     fine_tuned = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
     weights.unlink()  # a student's job on another machine has the checkpoint, not ImageNet's weights
     again = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))

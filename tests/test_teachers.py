@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from pidkd.errors import ConfigError
 from pidkd.methods import Outputs
@@ -25,23 +26,24 @@ def test_noise_touches_only_the_bottom_fraction_of_rows(shape):
 
 def test_added_and_replacing_noise_differ_by_the_clean_feature():
     feature = torch.full((4, 2, 6, 6), 3.0)
-    added = Noise(1.0, 0.5).apply(feature, _generator(7))
-    replaced = Noise(1.0, 0.5, replace=True).apply(feature, _generator(7))
+    added = Noise(fraction=1.0, sigma=0.5).apply(feature, _generator(7))
+    replaced = Noise(fraction=1.0, sigma=0.5, replace=True).apply(feature, _generator(7))
     assert torch.allclose(added - replaced, feature)
     assert replaced.std().item() == pytest.approx(0.5, rel=0.2)
 
 
 def test_noise_is_a_function_of_the_generator_seed():
     feature = torch.zeros(2, 2, 4, 4)
-    noise = Noise(0.5, 1.0)
+    noise = Noise(fraction=0.5, sigma=1.0)
     assert torch.equal(noise.apply(feature, _generator(1)), noise.apply(feature, _generator(1)))
     assert not torch.equal(noise.apply(feature, _generator(1)), noise.apply(feature, _generator(2)))
 
 
-@pytest.mark.parametrize("fraction, sigma", [(0.0, 1.0), (1.5, 1.0), (0.5, -1.0), (0.5, float("nan"))])
-def test_impossible_noise_is_a_config_error(fraction, sigma):
-    with pytest.raises(ConfigError, match="fraction"):
-        Noise(fraction, sigma)
+@pytest.mark.parametrize("fraction, sigma, field", [(0.0, 1.0, "fraction"), (1.5, 1.0, "fraction"),
+                                                   (0.5, -1.0, "sigma"), (0.5, float("nan"), "sigma")])
+def test_impossible_noise_is_refused_naming_the_field(fraction, sigma, field):
+    with pytest.raises(ValidationError, match=f"{field}\n"):
+        Noise(fraction=fraction, sigma=sigma)
 
 
 def test_a_teacher_is_frozen_and_stays_in_eval_mode(teacher_network):
@@ -60,11 +62,11 @@ def test_teacher_kinds_and_noise_must_agree(teacher_network):
     with pytest.raises(ConfigError, match="noisy teacher needs noise"):
         Teacher(teacher_network, "noisy")
     with pytest.raises(ConfigError):
-        Teacher(teacher_network, "trained", Noise(0.5, 1.0))
+        Teacher(teacher_network, "trained", Noise(fraction=0.5, sigma=1.0))
 
 
 def test_noisy_teacher_corrupts_every_feature_but_not_the_logits(teacher_network):
-    teacher = Teacher(teacher_network, "noisy", Noise(0.5, 2.0))
+    teacher = Teacher(teacher_network, "noisy", Noise(fraction=0.5, sigma=2.0))
     clean = teacher(torch.randn(3, 1, 8, 8))
     noisy = teacher.corrupt(clean, _generator())
     assert torch.equal(noisy.logits, clean.logits)

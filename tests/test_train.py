@@ -1,16 +1,22 @@
 """The training loop: schedule, determinism, checkpoints, and resuming after a crash."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
 from torch.utils.data import TensorDataset
 
 from pidkd.data import AugmentedTensors, CropFlip
 from pidkd.errors import CheckpointError, ConfigError, DivergenceError
 from pidkd.methods import build_method
 from pidkd.models import build_model
+from pidkd.schema import validate
+from pidkd.storage import load_checkpoint
 from pidkd.teachers import Noise, Teacher
-from pidkd.train import Precision, Recipe, Speed, fit, load_checkpoint, representations, resolve_device
+from pidkd.train import Precision, Recipe, Speed, fit, representations, resolve_device
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 
@@ -41,10 +47,14 @@ def test_a_filter_rate_holds_for_the_filter_phase_only():
     assert [recipe.learning_rate(e, "student") for e in (0, 200)] == pytest.approx([0.0025, 0.0005])
 
 
-@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(lr=0.0), dict(batch_size=0), dict(filter_lr=-1.0)])
-def test_bad_recipe_is_a_config_error(bad):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("bad", [dict(optimizer="lbfgs"), dict(lr=0.0), dict(batch_size=0), dict(filter_lr=-1.0),
+                                 dict(lr=float("inf")), dict(momentum=1.0), dict(milestones=[-1]), dict(nesterov=True, momentum=0.0)])
+def test_bad_recipe_is_refused_naming_the_field(bad):
+    field = next(iter(bad)) if len(bad) == 1 else "nesterov"
+    with pytest.raises(ValidationError, match=field):
         Recipe(**bad)
+    with pytest.raises(ConfigError, match=f"^recipe: .*{field}"):
+        validate(Recipe, bad, "recipe")
 
 
 def test_cpu_thread_count_is_set_explicitly():
@@ -108,7 +118,7 @@ def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tm
 
     def setup():
         torch.manual_seed(1)
-        teacher = Teacher(build_model("cnn2d-teacher", 10, 1), kind, Noise(0.5, 1.0) if kind == "noisy" else None)
+        teacher = Teacher(build_model("cnn2d-teacher", 10, 1), kind, Noise(fraction=0.5, sigma=1.0) if kind == "noisy" else None)
         torch.manual_seed(0)
         net = build_model("cnn2d-student", 10, 1)
         return net, teacher, _method(name, net, teacher)
@@ -173,24 +183,54 @@ def test_a_diverging_loss_stops_with_an_actionable_error(digits_small, student):
         fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
 
 
+UNIT_ROUNDOFF = {"bf16": 2.0**-8, "fp16": 2.0**-11}
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_and_channels_last_learn_like_fp32(digits_small, precision):
-    """The CUDA options, forced on the CPU: the same training up to low-precision rounding."""
+def test_mixed_precision_and_channels_last_compute_like_fp32(digits_small, precision):
+    """The CUDA options, forced on the CPU: one step's loss and gradient as in fp32, up to rounding.
+
+    Measured over 20 seeds (both kernel paths of this machine): the loss differs from fp32's by at most
+    2.3e-4 (bf16) and 3.6e-5 (fp16) relative, 17x and 14x below each format's unit roundoff, the bound
+    here; gradients agree to a cosine of at least 0.9975 and 0.9994, the bound here is 0.99. A short
+    training run is not a test of this: rounding moves its trajectory, by 11 points on one machine."""
+    train, _ = digits_small
+    x, y = train.tensors[0][:32], train.tensors[1][:32]
+    for seed in range(3):
+        losses, grads = [], []
+        for choice in ("fp32", precision):
+            torch.manual_seed(seed)
+            net = build_model("cnn2d-student", 10, 1)
+            speed = Speed(precision=choice, channels_last=choice != "fp32")
+            with Precision(torch.device("cpu"), choice).autocast():
+                logits, _ = net(x.contiguous(memory_format=speed.layout(torch.device("cpu"), x[0])))
+                loss = F.cross_entropy(logits, y)
+            loss.backward()
+            losses.append(loss.item())
+            grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+        assert abs(losses[1] - losses[0]) <= UNIT_ROUNDOFF[precision] * losses[0]
+        assert F.cosine_similarity(*grads, dim=0) > 0.99
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_through_the_loop(digits_small, precision):
+    """fit runs the low-precision path (fp16 with its gradient scaler) to finite, falling losses."""
     train, test = digits_small
-    accuracies = []
-    for speed in (Speed(precision="fp32"), Speed(precision=precision, channels_last=True)):
-        torch.manual_seed(0)
-        net = build_model("cnn2d-student", 10, 1)
-        recipe = Recipe(lr=0.2, milestones=(3,), gamma=0.5, batch_size=32)
-        rows = fit(net, _method("baseline", net), train, test, recipe=recipe, epochs=4, seed=0, device="cpu",
-                   progress=False, speed=speed)
-        accuracies.append(rows[-1]["test_acc"])
-    assert accuracies[0] > 0.3 and accuracies[1] == pytest.approx(accuracies[0], abs=0.1)
+    torch.manual_seed(0)
+    net = build_model("cnn2d-student", 10, 1)
+    rows = fit(net, _method("baseline", net), train, test, recipe=Recipe(lr=0.2, batch_size=32), epochs=2, seed=0,
+               device="cpu", progress=False, speed=Speed(precision=precision, channels_last=True))
+    assert rows[1]["train_loss"] < rows[0]["train_loss"]
     assert Precision(torch.device("cpu")).dtype is None and Precision(torch.device("cpu"), "fp16").scaler is not None
-    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+    with pytest.raises(ValidationError, match="precision"):
         Speed(precision="fp8")
 
 
+FORCED_KERNELS = "ATEN_CPU_CAPABILITY" in os.environ
+
+
+@pytest.mark.skipif(FORCED_KERNELS, reason="torch.compile's CPU backend fails when ATEN_CPU_CAPABILITY is forced "
+                    "(its generated C++ does not compile under 'default' and crashed under 'avx2'): a PyTorch limitation")
 def test_speed_options_change_how_not_what(digits_small):
     """torch.compile gives the same training (up to floating-point rounding); workers must be >= 0."""
     train, test = digits_small
@@ -202,7 +242,7 @@ def test_speed_options_change_how_not_what(digits_small):
                         device="cpu", progress=False, speed=speed))
     assert rows[1][0]["train_loss"] == pytest.approx(rows[0][0]["train_loss"], rel=1e-4)
     assert rows[1][0]["test_acc"] == pytest.approx(rows[0][0]["test_acc"], abs=2 / len(test))
-    with pytest.raises(ConfigError, match="workers must be >= 0"):
+    with pytest.raises(ValidationError, match="workers"):
         Speed(workers=-1)
 
 

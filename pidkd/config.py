@@ -1,0 +1,427 @@
+"""Profiles and run configurations. A profile (a shipped name or a YAML file, which may ``extends``
+another, plus dotted-key overrides) is validated once against one schema, :class:`ProfileSpec`,
+and becomes a frozen :class:`Profile`; it answers the frozen :class:`Config` of every run, whose
+hash is the run's key."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, model_validator
+
+from .data import DATASETS
+from .errors import ConfigError, check_name
+from .methods import KD, METHODS, RID, TED, VID, Baseline
+from .schema import Schema, validate
+from .teachers import KINDS, Noise
+from .train import Recipe
+
+Items = tuple[tuple[str, Any], ...]
+"""A frozen, hashable mapping: sorted (name, value) pairs."""
+
+DatasetName = Literal[tuple(DATASETS)]
+TeacherKind = Literal[KINDS]
+MethodName = Literal[tuple(METHODS)]
+
+
+def _items(mapping: Mapping[str, Any]) -> Items:
+    return tuple(sorted(mapping.items()))
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Which teacher a student distils from; ``training`` is the run that trains it (None for an
+    untrained teacher)."""
+
+    kind: str
+    model: str
+    seed: int
+    training: Config | None = None
+    options: Items = ()
+    reestimate_bn: bool = False
+    noise: Noise | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines a run's numbers; its hash is the run's key.
+
+    At each of ``pid_epochs`` the test-set features of the ``pid_layers`` (indices into the
+    distilled layers, -1 the last; empty for all) are saved as ``pid_dtype`` for PID measures.
+    """
+
+    profile: str
+    dataset: str
+    model: str
+    seed: int
+    epochs: int
+    recipe: Recipe = Recipe()
+    method: str = "baseline"
+    params: Items = ()
+    teacher: TeacherConfig | None = None
+    options: Items = ()
+    samples_per_class: int | None = None
+    augment: bool = False
+    pid_epochs: tuple[int, ...] = ()
+    pid_layers: tuple[int, ...] = ()
+    pid_dtype: str = "float32"
+
+    @property
+    def key(self) -> str:
+        """A short hash of the resolved config: the run's name on disk."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def teacher_kind(self) -> str:
+        return self.teacher.kind if self.teacher else "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The config as plain JSON values: what a run's config.json holds."""
+        return _plain(self)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and schemas as dicts, tuples as lists: JSON values."""
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump())
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def randomly_initialised(options: Items) -> Items:
+    """Model options without ``pretrained``: the same architecture, not loaded from ImageNet."""
+    return tuple(item for item in options if item[0] != "pretrained")
+
+
+# --------------------------------------------------------------------------- the schema of a profile
+
+
+class TeacherTraining(Schema):
+    """How a dataset's trained teacher is made: a baseline run of the teacher model."""
+
+    seed: int = 0
+    epochs: PositiveInt | None = None
+    recipe: Recipe = Recipe()
+
+
+class StudentTraining(Schema):
+    """How students are trained. ``distillation`` holds the recipe fields that differ for the
+    methods with a teacher, ``method_recipes`` those that differ for one method; ``pid_epochs``
+    are the (1-based) epochs whose test-set representations are saved for PID measures (those
+    beyond ``epochs``, e.g. after shortening a run by an override, are left out)."""
+
+    epochs: PositiveInt | None = None
+    recipe: Recipe = Recipe()
+    distillation: Recipe = Recipe()
+    method_recipes: dict[MethodName, Recipe] = {}
+    pid_epochs: tuple[PositiveInt, ...] = ()
+
+
+class Dataset(Schema):
+    """A dataset's networks and data options; its own ``teacher_training`` / ``student_training``
+    override the profile-wide sections field by field."""
+
+    teacher_model: str
+    student_model: str
+    teacher_options: dict[str, Any] = {}
+    student_options: dict[str, Any] = {}
+    samples_per_class: PositiveInt | None = None
+    augment: bool = False
+    teacher_training: TeacherTraining = TeacherTraining()
+    student_training: StudentTraining = StudentTraining()
+
+
+class Trained(Schema):
+    """The trained teacher has no settings of its own (its training is ``teacher_training``)."""
+
+
+class Untrained(Schema):
+    """``reestimate_bn``: recompute BatchNorm statistics on training data (weights unchanged)
+    instead of keeping a fresh network's initial ones."""
+
+    reestimate_bn: bool = False
+
+
+class Teachers(Schema):
+    trained: Trained = Trained()
+    untrained: Untrained = Untrained()
+    noisy: Noise | None = None
+
+
+class Methods(Schema):
+    """Each method's parameters (its ``Params`` in :mod:`pidkd.methods`)."""
+
+    baseline: Baseline.Params = Baseline.Params()
+    kd: KD.Params = KD.Params()
+    vid: VID.Params = VID.Params()
+    rid: RID.Params = RID.Params()
+    ted: TED.Params = TED.Params()
+
+
+class PIDSettings(Schema):
+    """How runs' representations are measured: the distilled ``layers`` saved and measured (-1 the
+    last), stored as ``dtype``, discretised into ``n_clusters`` k-means clusters of ``n_components``
+    PCA components."""
+
+    n_clusters: PositiveInt = 5
+    n_components: PositiveInt = 5
+    layers: tuple[int, ...] = (-1,)
+    dtype: Literal["float32", "float16"] = "float32"
+
+
+class NoiseSweep(Schema):
+    """The noise sweep: these ``methods`` under noisy teachers of each of ``sigmas``."""
+
+    sigmas: tuple[NonNegativeFloat, ...] = Field(min_length=1)
+    methods: tuple[MethodName, ...] = Field(min_length=1)
+
+
+class Grid(Schema):
+    """The main grid: every dataset x teacher kind x method x seed."""
+
+    datasets: tuple[DatasetName, ...] = Field(min_length=1)
+    teachers: tuple[TeacherKind, ...] = Field(min_length=1)
+    methods: tuple[MethodName, ...] = Field(min_length=1)
+
+
+class ProfileSpec(Schema):
+    """Everything a profile file may say; docs/profiles.md explains each section."""
+
+    description: str = ""
+    seeds: tuple[int, ...] = Field(min_length=1)
+    grid: Grid
+    datasets: dict[DatasetName, Dataset]
+    teacher_training: TeacherTraining = TeacherTraining()
+    student_training: StudentTraining = StudentTraining()
+    teachers: Teachers = Teachers()
+    methods: Methods = Methods()
+    pid: PIDSettings = PIDSettings()
+    noise_sweep: NoiseSweep | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProfileSpec:
+        missing = [d for d in self.grid.datasets if d not in self.datasets]
+        if missing:
+            raise ValueError(f"grid.datasets names {', '.join(missing)} but datasets has no entry for it")
+        needs_noise = "noisy" in self.grid.teachers or self.noise_sweep is not None
+        if needs_noise and self.teachers.noisy is None:
+            raise ValueError("teachers.noisy must give the noise (fraction, sigma) of the noisy teacher")
+        embedded = [name for name, entry in self.datasets.items() if entry.augment and DATASETS[name].embedded]
+        if embedded:
+            raise ValueError(f"datasets.{embedded[0]}.augment: only image datasets (cifar10, cifar100, cub200) augment")
+        return self
+
+
+def _over(base: Schema, patch: Schema) -> Schema:
+    """``base`` with the fields ``patch`` sets (recursively) put over it."""
+    return type(base).model_validate(_merge(base.model_dump(exclude_unset=True), patch.model_dump(exclude_unset=True)))
+
+
+def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` over ``base``: mappings merged key by key, anything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else copy.deepcopy(value)
+    return merged
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def profile_names() -> list[str]:
+    """The profiles that ship with pidkd."""
+    files = resources.files("pidkd.profiles").iterdir()
+    return sorted(p.name.removesuffix(".yaml") for p in files if p.name.endswith(".yaml"))
+
+
+def _read(profile: str, extended: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's YAML as a dict, with the profile it ``extends`` merged under it."""
+    if profile in extended:
+        raise ConfigError(f"profile {profile!r} extends itself through {' -> '.join(extended)}")
+    if profile.endswith((".yaml", ".yml")):
+        path = Path(profile)
+        if not path.is_file():
+            raise ConfigError(f"profile file {path} does not exist")
+        text, where = path.read_text(), str(path)
+    else:
+        check_name("profile", profile, profile_names())
+        text, where = resources.files("pidkd.profiles").joinpath(f"{profile}.yaml").read_text(), f"profile {profile!r}"
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where} is not valid YAML{at}: {getattr(error, 'problem', None) or error}") from error
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a YAML mapping of sections, not {type(spec).__name__}")
+    base = spec.pop("extends", None)
+    return _merge(_read(str(base), (*extended, profile)), spec) if base else spec
+
+
+def _set(spec: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the entry ``dotted`` (``section.key``) of a raw profile, making sections as needed."""
+    node = spec
+    *parents, leaf = dotted.split(".")
+    for depth, name in enumerate(parents):
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {'.'.join(parents[:depth + 1])} is a value, not a section")
+    node[leaf] = copy.deepcopy(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """A validated profile: the grids it defines and the Config of each of their runs."""
+
+    name: str
+    spec: ProfileSpec
+
+    @classmethod
+    def load(cls, profile: str | Path = "embedded", overrides: Mapping[str, Any] | None = None) -> Profile:
+        """Profile ``profile`` (a shipped name or a YAML path) with dotted-key ``overrides``
+        (e.g. ``{"student_training.epochs": 5}``), checked in full: a bad entry anywhere is a
+        ConfigError naming it. (Whether a method's schedule fits the epochs is checked when a
+        Config of it is made, before any run starts.)"""
+        raw = _read(str(profile))
+        for dotted, value in (overrides or {}).items():
+            _set(raw, dotted, value)
+        name = Path(profile).stem
+        loaded = cls(name, validate(ProfileSpec, raw, f"profile {name!r}"))
+        for dataset in loaded.spec.datasets:  # every dataset's trainings resolve (a method's are checked with its runs)
+            loaded._training(dataset, "teacher_training")
+            loaded._training(dataset, "student_training")
+        return loaded
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.spec.seeds
+
+    @property
+    def pid(self) -> PIDSettings:
+        return self.spec.pid
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets of the profile's grid."""
+        return self.spec.grid.datasets
+
+    def _entry(self, dataset: str) -> Dataset:
+        return self.spec.datasets[check_name("dataset", dataset, self.spec.datasets)]
+
+    def _training(self, dataset: str, section: str) -> TeacherTraining | StudentTraining:
+        """The profile-wide ``section`` with the dataset's own over it; its epochs must be set."""
+        training = _over(getattr(self.spec, section), getattr(self._entry(dataset), section))
+        if training.epochs is None:
+            raise ConfigError(f"profile {self.name!r}: {section}.epochs is not set, neither profile-wide nor "
+                              f"in datasets.{dataset}.{section}")
+        return training
+
+    def teacher_training(self, dataset: str) -> Config:
+        """The run that trains a dataset's teacher: a baseline run of the teacher model (for an
+        ImageNet-pretrained one, its fine-tuning)."""
+        entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
+        return Config(
+            profile=self.name,
+            dataset=dataset,
+            model=entry.teacher_model,
+            seed=training.seed,
+            epochs=training.epochs,
+            recipe=training.recipe,
+            options=_items(entry.teacher_options),
+            samples_per_class=entry.samples_per_class,
+            augment=entry.augment,
+        )
+
+    def teacher(self, dataset: str, kind: str) -> TeacherConfig:
+        """The teacher of kind ``kind`` that the profile's students of ``dataset`` distil from."""
+        check_name("teacher kind", kind, KINDS)
+        training = self.teacher_training(dataset)
+        untrained = kind == "untrained"
+        if kind == "noisy" and self.spec.teachers.noisy is None:
+            raise ConfigError(f"profile {self.name!r} has no teachers.noisy section: give fraction and sigma")
+        return TeacherConfig(
+            kind=kind,
+            model=training.model,
+            seed=training.seed,
+            training=None if untrained else training,
+            options=randomly_initialised(training.options) if untrained else training.options,
+            reestimate_bn=untrained and self.spec.teachers.untrained.reestimate_bn,
+            noise=self.spec.teachers.noisy if kind == "noisy" else None,
+        )
+
+    def config(self, dataset: str, teacher: str, method: str, seed: int) -> Config:
+        """The Config of one run. A baseline has no teacher, so all teacher kinds share it."""
+        cls = METHODS[check_name("method", method, METHODS)]
+        check_name("teacher kind", teacher, KINDS)
+        entry, training = self._entry(dataset), self._training(dataset, "student_training")
+        recipe = _over(training.recipe, training.distillation) if cls.needs_teacher else training.recipe
+        if method in training.method_recipes:
+            recipe = _over(recipe, training.method_recipes[method])
+        params = getattr(self.spec.methods, method)
+        try:
+            cls.check(params, training.epochs)
+        except ConfigError as error:
+            raise ConfigError(f"profile {self.name!r}: methods.{method} with {training.epochs} epochs: {error}") from error
+        return Config(
+            profile=self.name,
+            dataset=dataset,
+            model=entry.student_model,
+            seed=seed,
+            epochs=training.epochs,
+            recipe=recipe,
+            method=method,
+            params=_items(params.model_dump()),
+            teacher=self.teacher(dataset, teacher) if cls.needs_teacher else None,
+            options=_items(entry.student_options),
+            samples_per_class=entry.samples_per_class,
+            augment=entry.augment,
+            pid_epochs=tuple(e for e in training.pid_epochs if e <= training.epochs),
+            pid_layers=self.spec.pid.layers,
+            pid_dtype=self.spec.pid.dtype,
+        )
+
+    def grid(self) -> list[Config]:
+        """Every run of the grid (datasets x teachers x methods x seeds), each once."""
+        grid = self.spec.grid
+        points = itertools.product(grid.datasets, grid.teachers, grid.methods, self.seeds)
+        return unique(self.config(*point) for point in points)
+
+    def noise_grid(self) -> list[Config]:
+        """The noise sweep: its methods under noisy teachers of each sigma, for every dataset and
+        seed of the grid, and the baselines beside them."""
+        sweep = self.spec.noise_sweep
+        if sweep is None:
+            raise ConfigError(f"profile {self.name!r} has no noise_sweep section")
+        configs = []
+        for sigma, dataset, method, seed in itertools.product(
+                sweep.sigmas, self.datasets, ("baseline", *sweep.methods), self.seeds):
+            config = self.config(dataset, "noisy", method, seed)
+            if config.teacher is not None:
+                noise = config.teacher.noise.model_copy(update={"sigma": sigma})
+                config = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, noise=noise))
+            configs.append(config)
+        return unique(configs)
+
+
+def unique(configs: Iterable[Config]) -> list[Config]:
+    """``configs`` in order, each run once (baselines recur under every teacher kind)."""
+    return list({c.key: c for c in configs}.values())

@@ -1,0 +1,105 @@
+"""Run folders -> frames: a finished run's :class:`Result`, ``runs.csv`` (one row per run and epoch,
+led by the columns that say which run it is), and the representations saved at PID epochs."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .config import Config
+from .errors import CheckpointError, ConfigError
+from .storage import load_checkpoint, results_root, write_atomic
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.csv"
+"""Written last, atomically: a run folder without it holds an unfinished run."""
+
+RUN_COLUMNS = ["dataset", "model", "teacher", "method", "seed", "noise_sigma", "params", "key"]
+"""The columns that say which run a row of ``runs.csv`` belongs to, before its metrics."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished run: its config, its folder, and one metrics row per epoch."""
+
+    config: Config
+    directory: Path
+    metrics: pd.DataFrame
+
+    @property
+    def final_accuracy(self) -> float:
+        return float(self.metrics["test_acc"].iloc[-1])
+
+
+def read_metrics(directory: Path) -> pd.DataFrame:
+    """A finished run's metrics.csv; a damaged one is a CheckpointError that says what to do."""
+    try:
+        metrics = pd.read_csv(directory / METRICS)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise CheckpointError(f"{directory / METRICS} cannot be read ({type(error).__name__}); delete "
+                              f"{directory} to run it again") from error
+    if metrics.empty or "test_acc" not in metrics:
+        raise CheckpointError(f"{directory / METRICS} holds no epochs; delete {directory} to run it again")
+    return metrics
+
+
+def _labels(config: dict[str, Any], key: str) -> list[Any]:
+    """RUN_COLUMNS of a run from its config as plain values (``Config.as_dict`` or config.json)."""
+    teacher = config["teacher"] or {}
+    noise = teacher.get("noise") or {}
+    params = json.dumps(dict(config["params"]), sort_keys=True)
+    return [config["dataset"], config["model"], teacher.get("kind", "none"), config["method"], config["seed"],
+            noise.get("sigma", float("nan")), params, key]
+
+
+def _frame(config: dict[str, Any], key: str, rows: pd.DataFrame) -> pd.DataFrame:
+    labels = pd.DataFrame([_labels(config, key)] * len(rows), columns=RUN_COLUMNS)
+    return pd.concat([labels, rows.reset_index(drop=True)], axis=1)
+
+
+def label_rows(config: Config, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of one run (metrics, measures) with the run's RUN_COLUMNS in front."""
+    return _frame(config.as_dict(), config.key, rows)
+
+
+def runs_frame(results: list[Result]) -> pd.DataFrame:
+    """One row per run and epoch of ``results``, labelled with RUN_COLUMNS."""
+    frames = [label_rows(r.config, r.metrics) for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
+
+
+def collect_runs(profile: str, root: str | Path | None = None, write: bool = True) -> pd.DataFrame:
+    """One row per finished run and epoch of a profile, written to ``results/<profile>/runs.csv``.
+    Unfinished runs are left out; a damaged run folder is reported (a logged warning) and skipped."""
+    base = results_root(root) / profile
+    frames = []
+    for directory in sorted((base / "runs").glob("*/")):
+        if not (directory / METRICS).exists():
+            log.info("%s has not finished", directory)
+            continue
+        try:
+            config = json.loads((directory / "config.json").read_text())
+            frames.append(_frame(config, directory.name, read_metrics(directory)))
+        except (OSError, ValueError, KeyError, TypeError, CheckpointError) as error:
+            log.warning("skipped damaged run folder %s (%s: %s); delete it to run it again",
+                        directory, type(error).__name__, error)
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_COLUMNS)
+    if write and frames:
+        write_atomic(base / "runs.csv", runs.to_csv(index=False))
+    return runs
+
+
+def load_representations(result: Result, epoch: int) -> list[torch.Tensor | None]:
+    """The student's per-layer test-set features saved after ``epoch`` (a PID epoch); None in
+    place of the layers the run did not save."""
+    path = result.directory / "representations" / f"epoch-{epoch:03d}.pt"
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: epoch {epoch} is not among the run's pid_epochs "
+                          f"{result.config.pid_epochs}")
+    return load_checkpoint(path)

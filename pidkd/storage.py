@@ -1,0 +1,54 @@
+"""Where results and datasets live, and how files are written and read: atomically (a crash never
+leaves a half-written file) and, for checkpoints, with ``weights_only`` and an actionable error."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+"""The folder above the package: a clone of the repository when it holds ``pyproject.toml``."""
+
+
+def _default(folder: str) -> Path:
+    """``folder`` of the repository the package runs from, else of the working folder (a pip install)."""
+    return CHECKOUT / folder if (CHECKOUT / "pyproject.toml").is_file() else Path(folder).resolve()
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    """Where results live: ``root``, else ``$PIDKD_RESULTS``, else the repository's ``results/``,
+    whatever folder a kernel or shell started in."""
+    return Path(root or os.environ.get("PIDKD_RESULTS") or _default("results"))
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """Where file-backed datasets are read from: ``root``, else ``$PIDKD_DATA``, else the repository's ``data/``."""
+    return Path(root or os.environ.get("PIDKD_DATA") or _default("data"))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, then rename: readers never see a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint with ``weights_only=True``; an unreadable one gets an actionable error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}); it is truncated or not a "
+            f"pidkd checkpoint: delete it to train this run from the start"
+        ) from error

@@ -1,0 +1,162 @@
+"""Profiles -> Configs: names, overrides, run keys, grids, and one clear error for every bad entry."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pidkd.config import Profile, ProfileSpec, profile_names
+from pidkd.errors import ConfigError
+from pidkd.methods import METHODS
+
+EMBEDDED = Profile.load("embedded")
+
+
+def test_a_baseline_has_no_teacher_so_all_teacher_kinds_share_it():
+    keys = {EMBEDDED.config("digits", kind, "baseline", 0).key for kind in ("trained", "untrained", "noisy")}
+    assert len(keys) == 1
+
+
+def test_teacher_kinds_resolve_to_the_intended_teachers():
+    trained, untrained, noisy = (EMBEDDED.config("mnist1d", kind, "vid", 0).teacher for kind in ("trained", "untrained", "noisy"))
+    assert trained.training.model == trained.model == "cnn1d-teacher" and trained.training.method == "baseline"
+    assert untrained.training is None and untrained.reestimate_bn == EMBEDDED.spec.teachers.untrained.reestimate_bn
+    assert noisy.training == trained.training and noisy.noise == EMBEDDED.spec.teachers.noisy and trained.noise is None
+
+
+def test_keys_depend_on_every_setting():
+    base = EMBEDDED.config("digits", "trained", "rid", 0)
+    assert base.key == Profile.load("embedded").config("digits", "trained", "rid", 0).key
+    assert base.key != EMBEDDED.config("digits", "trained", "rid", 1).key
+    assert base.key != Profile.load("embedded", {"methods.rid.weight": 2.0}).config("digits", "trained", "rid", 0).key
+    assert base.key != Profile.load("embedded", {"teacher_training.epochs": 3}).config("digits", "trained", "rid", 0).key
+
+
+def test_a_parameter_at_its_default_gives_the_same_run():
+    """Run keys hold every parameter's resolved value, so naming a default changes nothing."""
+    default = METHODS["kd"].Params().temperature
+    explicit = Profile.load("embedded", {"methods.kd": {"temperature": default}})
+    implicit = Profile.load("embedded", {"methods.kd": {}})
+    assert explicit.config("digits", "trained", "kd", 0) == implicit.config("digits", "trained", "kd", 0)
+
+
+@pytest.mark.parametrize(
+    "point, message",
+    [
+        (("mnist", "trained", "vid", 0), "unknown dataset 'mnist'; valid names: digits, mnist1d"),
+        (("digits", "clever", "vid", 0), "unknown teacher kind 'clever'; valid names: noisy, trained, untrained"),
+        (("digits", "trained", "fitnet", 0), "unknown method 'fitnet'; valid names: baseline, kd, rid, ted, vid"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(point, message):
+    with pytest.raises(ConfigError, match=message):
+        EMBEDDED.config(*point)
+
+
+def test_an_unknown_profile_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match=f"unknown profile 'nope'; valid names: {', '.join(profile_names())}"):
+        Profile.load("nope")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"nonsense.epochs": 1}, "profile 'embedded': unknown key 'nonsense'; valid keys: description, seeds, grid"),
+        ({"student_training.recipe.momentumm": 0.5},
+         "student_training.recipe: unknown key 'momentumm'; valid keys: optimizer, lr, momentum"),
+        ({"student_training.epoch": 3}, "student_training: unknown key 'epoch'; valid keys: epochs, recipe"),
+        ({"student_training.epochs": -3}, r"student_training.epochs: Input should be greater than 0 \(got -3\)"),
+        ({"methods.vid.weight": "abc"}, r"methods.vid.weight: Input should be a valid number.*\(got 'abc'\)"),
+        ({"student_training.recipe.lr": math.nan}, r"student_training.recipe.lr: Input should be a finite number \(got nan\)"),
+        ({"student_training.recipe.optimizer": "lbfgs"}, "student_training.recipe.optimizer: Input should be 'sgd' or 'adam'"),
+        ({"seeds": []}, "seeds: Tuple should have at least 1 item"),
+        ({"grid.datasets": ["cifar10"]}, "grid.datasets names cifar10 but datasets has no entry for it"),
+        ({"grid.methods": ["fitnet"]}, "grid.methods.0: Input should be 'baseline', 'kd', 'vid', 'rid' or 'ted'"),
+        ({"teachers.noisy.sigmaa": 1.0}, "teachers.noisy: unknown key 'sigmaa'; valid keys: fraction, sigma, replace"),
+        ({"teachers.noisy.fraction": 0}, "teachers.noisy.fraction: Input should be greater than 0"),
+        ({"pid.dtype": "bfloat16"}, "pid.dtype: Input should be 'float32' or 'float16'"),
+        ({"datasets.mnist1d.augment": True}, "datasets.mnist1d.augment: only image datasets"),
+        ({"student_training.recipe.nesterov": True, "student_training.recipe.optimizer": "sgd",
+          "student_training.recipe.momentum": 0.0}, "nesterov needs momentum > 0"),
+        ({"seeds.first": 0}, "override 'seeds.first': seeds is a value, not a section"),
+    ],
+)
+def test_every_bad_entry_is_one_clear_error(overrides, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        Profile.load("embedded", overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_a_schedule_that_leaves_the_student_no_epoch_is_refused_before_any_run():
+    profile = Profile.load("embedded", {"methods.rid.rounds": 40})
+    assert profile.config("digits", "trained", "kd", 0).method == "kd"
+    with pytest.raises(ConfigError, match="methods.rid with 30 epochs: rounds=40 and filter_fraction=0.1 leave no student epoch"):
+        profile.config("digits", "trained", "rid", 0)
+
+
+def test_a_malformed_profile_file_names_the_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("extends: embedded\nseeds: [0, 1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml is not valid YAML at line \d+, column \d+"):
+        Profile.load(broken)
+
+
+def test_a_profile_file_can_extend_a_shipped_one_but_not_itself(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: quick\nseeds: [7]\nmethods: {rid: {weight: 3}}\n")
+    rid = Profile.load(str(mine)).config("cifar10", "trained", "rid", 7)
+    assert rid.profile == "mine" and dict(rid.params)["weight"] == 3 and dict(rid.params)["rounds"] == 4
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"extends: {loop}\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        Profile.load(str(loop))
+
+
+def test_pid_epochs_beyond_a_shortened_run_are_left_out():
+    assert Profile.load("embedded", {"student_training.epochs": 7}).config("digits", "trained", "vid", 0).pid_epochs == (1, 5)
+
+
+def test_the_grid_has_each_run_once_and_baselines_are_shared():
+    configs = Profile.load("embedded", {"seeds": [0, 1]}).grid()
+    grid = EMBEDDED.spec.grid
+    distilling = len(grid.datasets) * len(grid.teachers) * (len(grid.methods) - 1)
+    assert len(configs) == 2 * (distilling + len(grid.datasets))
+    assert len({c.key for c in configs}) == len(configs)
+
+
+def test_the_noise_grid_varies_only_the_noisy_teachers_sigma():
+    configs = Profile.load("embedded", {"seeds": [0], "noise_sweep.sigmas": [0.5, 2.0]}).noise_grid()
+    sigmas = sorted((c.method, c.teacher.noise.sigma) for c in configs if c.teacher)
+    assert sigmas == [("rid", 0.5), ("rid", 2.0), ("vid", 0.5), ("vid", 2.0)]
+    assert [c.method for c in configs if c.teacher is None] == ["baseline"]
+
+
+def test_every_shipped_profile_loads_and_resolves_its_grid():
+    for name in profile_names():
+        profile = Profile.load(name)
+        assert profile.grid() and all(c.profile == name for c in profile.grid())
+
+
+def test_the_methods_section_names_every_method():
+    assert set(ProfileSpec.model_fields["methods"].annotation.model_fields) == set(METHODS)
+
+
+# Property: whatever the override, loading either works or raises one ConfigError line.
+
+SECTIONS = ["seeds", "grid.datasets", "student_training.epochs", "student_training.recipe.lr",
+            "student_training.recipe.batch_size", "student_training.recipe.milestones", "teacher_training.seed",
+            "methods.rid.rounds", "methods.rid.filter_fraction", "methods.vid.variant", "methods.kd.temperature",
+            "teachers.noisy.sigma", "pid.n_clusters", "pid.layers", "noise_sweep.sigmas", "datasets.mnist1d.samples_per_class"]
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 400), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=8), st.lists(st.integers(-3, 40), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+KEYS = st.one_of(st.sampled_from(SECTIONS), st.builds(lambda s, k: f"{s}.{k}", st.sampled_from(SECTIONS), st.text("abcxyz_", min_size=1, max_size=6)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, min_size=1, max_size=3))
+def test_any_override_loads_or_fails_with_one_config_error_line(overrides):
+    try:
+        Profile.load("embedded", overrides)
+    except ConfigError as error:
+        assert str(error).startswith(("profile 'embedded': ", "override ")) and "\n" not in str(error)
