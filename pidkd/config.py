@@ -135,9 +135,19 @@ class StudentTraining(Schema):
     pid_epochs: tuple[PositiveInt, ...] = ()
 
 
+class Methods(Schema):
+    """Each method's parameters (its ``Params`` in :mod:`pidkd.methods`)."""
+
+    baseline: Baseline.Params = Baseline.Params()
+    kd: KD.Params = KD.Params()
+    vid: VID.Params = VID.Params()
+    rid: RID.Params = RID.Params()
+    ted: TED.Params = TED.Params()
+
+
 class Dataset(Schema):
-    """A dataset's networks and data options; its own ``teacher_training`` / ``student_training``
-    override the profile-wide sections field by field."""
+    """A dataset's networks and data options; its own ``teacher_training``, ``student_training``
+    and ``methods`` override the profile-wide sections field by field."""
 
     teacher_model: str
     student_model: str
@@ -147,6 +157,7 @@ class Dataset(Schema):
     augment: bool = False
     teacher_training: TeacherTraining = TeacherTraining()
     student_training: StudentTraining = StudentTraining()
+    methods: Methods = Methods()
 
 
 class Trained(Schema):
@@ -166,25 +177,17 @@ class Teachers(Schema):
     noisy: Noise | None = None
 
 
-class Methods(Schema):
-    """Each method's parameters (its ``Params`` in :mod:`pidkd.methods`)."""
-
-    baseline: Baseline.Params = Baseline.Params()
-    kd: KD.Params = KD.Params()
-    vid: VID.Params = VID.Params()
-    rid: RID.Params = RID.Params()
-    ted: TED.Params = TED.Params()
-
-
 class PIDSettings(Schema):
     """How runs' representations are measured: the distilled ``layers`` saved and measured (-1 the
     last), stored as ``dtype``, discretised into ``n_clusters`` k-means clusters of ``n_components``
-    PCA components."""
+    PCA components. pid.csv is in bits; ``units`` is how figures and tables show it (the authors
+    plotted nats)."""
 
     n_clusters: PositiveInt = 5
     n_components: PositiveInt = 5
     layers: tuple[int, ...] = (-1,)
     dtype: Literal["float32", "float16"] = "float32"
+    units: Literal["bits", "nats"] = "bits"
 
 
 class NoiseSweep(Schema):
@@ -376,7 +379,7 @@ class Profile:
         recipe = _over(training.recipe, training.distillation) if cls.needs_teacher else training.recipe
         if method in training.method_recipes:
             recipe = _over(recipe, training.method_recipes[method])
-        params = getattr(self.spec.methods, method)
+        params = getattr(_over(self.spec.methods, entry.methods), method)
         try:
             cls.check(params, training.epochs)
         except ConfigError as error:

@@ -1,7 +1,8 @@
-"""The shipped GPU profiles resolve to the grids SPEC §6-7 and the issues describe, and every
+"""The shipped GPU profiles resolve to the grids and recipes of docs/method.md, and every
 method runs end to end on CIFAR- and CUB-shaped files in their real formats, on the CPU."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import torchvision
 
 from formats import write_cifar, write_cub
 from pidkd import experiment
-from pidkd.config import Profile
+from pidkd.__main__ import main
+from pidkd.config import PIDSettings, Profile
+from pidkd.methods import TED, rid_schedule
 from pidkd.results import load_representations
 from pidkd.models import resnet_weights
 from pidkd.train import Recipe, Speed
@@ -53,19 +56,52 @@ def test_paper_cub_transfers_from_an_imagenet_resnet34_to_a_resnet18():
     assert Profile.load("paper").config("cifar10", "trained", "rid", 0).epochs == 300  # CUB's own sections stay CUB's
 
 
-def test_prototype_profile_is_the_paper_profile_with_the_prototypes_recipe():
-    configs = Profile.load("paper-prototype").grid()
-    assert len(configs) == 2 * 13 * 3 and {c.profile for c in configs} == {"paper-prototype"}
-    rid = Profile.load("paper-prototype").config("cifar10", "untrained", "rid", 0)
-    assert (rid.recipe.lr, rid.recipe.milestones, rid.recipe.filter_lr) == (0.0025, (), 0.05)
-    assert rid.recipe.learning_rate(299) == 0.0025 and rid.recipe.learning_rate(0, "filter") == 0.05
-    assert dict(rid.params)["variance_penalty"] == "square" and not rid.augment
+def _shown(capsys, profile, dataset, teacher, method):
+    """The resolved config of a run as ``python -m pidkd show`` prints it."""
+    assert main(["show", "--profile", profile, "--dataset", dataset, "--teacher", teacher, "--method", method]) == 0
+    return json.loads(capsys.readouterr().out)["config"]
+
+
+def test_prototype_cifar10_is_the_recipe_behind_the_anchor_numbers(capsys):
+    assert len(Profile.load("paper-prototype").grid()) == 2 * 13 * 3
+    rid = _shown(capsys, "paper-prototype", "cifar10", "untrained", "rid")
+    assert (rid["recipe"]["lr"], rid["recipe"]["milestones"], rid["recipe"]["filter_lr"]) == (0.0025, [], 0.05)
+    assert dict(rid["params"])["variance_penalty"] == "square" and not rid["augment"] and rid["epochs"] == 300
+    assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"], dict(rid["params"])["weight"]) == (10, 0.25, 10)
     vid = Profile.load("paper-prototype").config("cifar10", "untrained", "vid", 0)
     assert [vid.recipe.learning_rate(e) for e in (0, 150, 200)] == pytest.approx([0.0025, 0.0005, 0.0001])
-    teacher = Profile.load("paper-prototype").config("cifar10", "trained", "vid", 0).teacher.training
-    assert (teacher.recipe.optimizer, teacher.recipe.lr, teacher.recipe.milestones) == ("adam", 0.05, ())
-    assert dict(teacher.options) == {"block": "post"} and dict(vid.options) == {"block": "post"}
-    assert dict(Profile.load("paper-prototype").config("cifar100", "trained", "vid", 0).options) == {"dropout": 0.3}
+    assert dict(vid.params)["weight"] == 100 and vid.recipe.clip_grad_norm == 100
+    teacher = _shown(capsys, "paper-prototype", "cifar10", "trained", "vid")["teacher"]["training"]
+    assert (teacher["recipe"]["optimizer"], teacher["recipe"]["lr"], teacher["recipe"]["milestones"], teacher["epochs"]) == (
+        "adam", 0.05, [], 300)
+    assert dict(teacher["options"]) == {"block": "post"} and dict(vid.options) == {"block": "post"}
+    ted = _shown(capsys, "paper-prototype", "cifar10", "trained", "ted")
+    assert ted["params"] and TED.check(TED.Params(**dict(ted["params"])), 300) is None
+    phases = [rid_schedule(TED.Params(**dict(ted["params"])), e, 300)[1] for e in range(300)]
+    assert phases.count("filter") == 50  # at chance for its first 50 of 300 epochs
+    assert rid["pid_epochs"] == list(range(20, 301, 20))
+
+
+def test_prototype_cifar100_is_augmented_251_epochs_at_an_effective_001(capsys):
+    vid = _shown(capsys, "paper-prototype", "cifar100", "trained", "vid")
+    assert vid["augment"] and vid["epochs"] == 251 and dict(vid["options"]) == {"dropout": 0.3}
+    assert (vid["recipe"]["optimizer"], vid["recipe"]["lr"], vid["recipe"]["milestones"], vid["recipe"]["gamma"]) == (
+        "sgd", 0.01, [60, 120, 160], 0.2)
+    assert dict(vid["params"])["weight"] == 100
+    rid = _shown(capsys, "paper-prototype", "cifar100", "trained", "rid")
+    assert (rid["recipe"]["lr"], rid["recipe"]["milestones"], rid["recipe"]["filter_lr"]) == (0.01, [], 0.1)
+    assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"]) == (20, 0.2)
+    teacher = vid["teacher"]["training"]
+    assert (teacher["recipe"]["optimizer"], teacher["recipe"]["lr"], teacher["recipe"]["milestones"], teacher["epochs"]) == (
+        "sgd", 0.01, [60, 120, 160], 251)
+    assert vid["pid_epochs"] == [50, 100, 150, 200, 250]
+    assert Profile.load("paper-prototype").pid == PIDSettings(n_clusters=10, n_components=5, layers=(-1,), dtype="float16", units="nats")
+
+
+def test_paper_measures_pid_when_the_authors_did(capsys):
+    assert _shown(capsys, "paper", "cifar10", "trained", "rid")["pid_epochs"] == list(range(20, 301, 20))
+    assert _shown(capsys, "paper", "cifar100", "untrained", "vid")["pid_epochs"] == [50, 100, 150, 200, 250, 300]
+    assert Profile.load("paper").pid.n_clusters == 10
 
 
 def test_quick_profile_is_a_cifar10_subset_with_a_short_schedule():
@@ -83,7 +119,7 @@ ONE_BATCH = {  # every run a single batch an epoch, two epochs (RID: a filter ep
     "teacher_training.recipe.batch_size": 32,
     "student_training.recipe.batch_size": 32,
     "methods.rid.rounds": 1,
-    "student_training.pid_epochs": [2],
+    "datasets.cifar10.student_training.pid_epochs": [2],
 }
 
 

@@ -1,0 +1,96 @@
+"""Numbers that come from training, checked against a profile's committed reference within
+tolerances that follow from their seed spread.
+
+Another machine's CPU computes slightly different training numbers (other vector kernels, other
+reduction orders), and training amplifies those last bits: a run there is in effect another draw
+of the seed's noise. So a mean over n seeds with seed standard deviation s may move by about
+s * sqrt(2 / n) between two machines, and it is checked within ``Z`` times that (or ``floor``,
+the smallest change that means anything, e.g. one test example). Exact comparison is left to nbval,
+for what does not depend on the machine. docs/reproducibility.md says more.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from .storage import write_atomic
+
+Z = 4.0
+"""Tolerance in standard errors of a difference between two machines: with about 200 numbers
+checked, a correct run on another machine fails by chance with probability about 1%."""
+
+COLUMNS = ["table", "row", "mean", "std", "n", "floor"]
+
+
+def summarise(frame: pd.DataFrame, table: str, by: Sequence[str], value: str, floor: float) -> pd.DataFrame:
+    """Mean, seed std and count of ``value`` per group of ``by`` (one row per seed in ``frame``)."""
+    stats = frame.groupby(list(by), dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
+    rows = stats[list(by)].astype(str).agg(", ".join, axis=1) if by else pd.Series([""] * len(stats))
+    return pd.DataFrame({"table": table, "row": rows, "mean": stats["mean"], "std": stats["std"].fillna(0.0),
+                         "n": stats["count"], "floor": floor})[COLUMNS]
+
+
+def tolerance(std: float, n: int, floor: float) -> float:
+    """How far a mean over ``n`` seeds of seed std ``std`` may move on another machine."""
+    return max(floor, Z * std * math.sqrt(2 / n))
+
+
+def compare(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``current`` that differ from ``reference`` by more than their tolerance (the
+    reference's), or that one of the two lacks, with what is wrong."""
+    merged = current.merge(reference, on=["table", "row"], how="outer", suffixes=("", "_ref"), indicator="side")
+    problems = []
+    for row in merged.itertuples():
+        if row.side == "left_only":
+            problems.append((row.table, row.row, "not in the reference"))
+        elif row.side == "right_only":
+            problems.append((row.table, row.row, "in the reference but not computed"))
+        else:
+            allowed = tolerance(row.std_ref, int(row.n_ref), row.floor_ref)
+            if not abs(row.mean - row.mean_ref) <= allowed:
+                problems.append((row.table, row.row, f"{row.mean:.4g} against {row.mean_ref:.4g} (tolerance {allowed:.2g})"))
+    return pd.DataFrame(problems, columns=["table", "row", "problem"])
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of checking one table against the reference; its text is the same on every
+    machine as long as every number is within its tolerance."""
+
+    table: str
+    checked: int
+    problems: pd.DataFrame
+    reference: str | None
+
+    def __repr__(self) -> str:
+        if self.reference is None:
+            return f"{self.table}: {self.checked} numbers recorded; this profile has no committed reference"
+        if self.problems.empty:
+            return f"{self.table}: {self.checked} numbers, each within its tolerance of the committed reference"
+        lines = [f"{self.table}: {len(self.problems)} of {self.checked} numbers differ from the committed reference:"]
+        lines += [f"  {p.row}: {p.problem}" for p in self.problems.itertuples()]
+        return "\n".join(lines)
+
+
+def reference_file(profile: str) -> Path:
+    """Where the committed reference of a shipped profile lives (beside the profile)."""
+    return Path(str(resources.files("pidkd.profiles").joinpath(f"{profile}-reference.csv")))
+
+
+def check(summary: pd.DataFrame, profile: str, recorded: Path) -> Check:
+    """Record ``summary`` (rows of one table) in ``recorded`` (replacing that table's earlier rows)
+    and compare it with the profile's committed reference, if it has one."""
+    table = summary["table"].iloc[0]
+    earlier = pd.read_csv(recorded, dtype={"row": str}).query("table != @table") if recorded.exists() else None
+    recorded.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(recorded, pd.concat([earlier, summary], ignore_index=True).to_csv(index=False))
+    path = reference_file(profile)
+    if not path.is_file():
+        return Check(table, len(summary), summary.iloc[:0], None)
+    reference = pd.read_csv(path, dtype={"row": str}).query("table == @table")
+    return Check(table, len(summary), compare(summary, reference), path.name)

@@ -1,0 +1,49 @@
+"""Training-derived numbers against a committed reference: within tolerance passes, a real
+regression (a number moved beyond its tolerance, a missing or extra row) fails."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from pidkd import reference
+
+
+def _runs(shift: float = 0.0) -> pd.DataFrame:
+    """Five seeds of two methods; the VID numbers moved by ``shift``."""
+    rows = [{"method": m, "seed": s, "acc": base + 0.01 * (s - 2) + (shift if m == "vid" else 0.0)}
+            for m, base in (("baseline", 0.90), ("vid", 0.93)) for s in range(5)]
+    return pd.DataFrame(rows)
+
+
+def test_tolerance_follows_the_seed_spread():
+    assert reference.tolerance(std=0.01, n=5, floor=0.0005) == pytest.approx(reference.Z * 0.01 * math.sqrt(2 / 5))
+    assert reference.tolerance(std=0.0, n=5, floor=0.0005) == 0.0005  # identical seeds: the floor
+
+
+def test_a_number_within_its_tolerance_passes_and_one_beyond_fails(tmp_path, monkeypatch):
+    committed = reference.summarise(_runs(), "final", ["method"], "acc", floor=0.0005)
+    path = tmp_path / "embedded-reference.csv"
+    committed.to_csv(path, index=False)
+    monkeypatch.setattr(reference, "reference_file", lambda profile: path)
+    allowed = reference.tolerance(committed["std"].iloc[1], 5, 0.0005)
+    near = reference.check(reference.summarise(_runs(0.9 * allowed), "final", ["method"], "acc", 0.0005), "embedded",
+                           tmp_path / "checked.csv")
+    assert near.problems.empty and repr(near) == "final: 2 numbers, each within its tolerance of the committed reference"
+    far = reference.check(reference.summarise(_runs(1.1 * allowed), "final", ["method"], "acc", 0.0005), "embedded",
+                          tmp_path / "checked.csv")
+    assert list(far.problems["row"]) == ["vid"] and "differ from the committed reference" in repr(far)
+    assert pd.read_csv(tmp_path / "checked.csv")["table"].tolist() == ["final", "final"]  # rows replaced, not added
+
+
+def test_a_row_missing_on_either_side_is_a_problem():
+    committed = reference.summarise(_runs(), "final", ["method"], "acc", floor=0.0005)
+    fewer = committed.iloc[:1]
+    assert reference.compare(fewer, committed)["problem"].tolist() == ["in the reference but not computed"]
+    assert reference.compare(committed, fewer)["problem"].tolist() == ["not in the reference"]
+
+
+def test_a_profile_without_a_reference_only_records(tmp_path):
+    check = reference.check(reference.summarise(_runs(), "final", ["method"], "acc", 0.0005), "mine", tmp_path / "c.csv")
+    assert repr(check) == "final: 2 numbers recorded; this profile has no committed reference"
