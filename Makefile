@@ -13,7 +13,7 @@ PY := $(PYTHON)
 ENV := env-current
 endif
 
-.PHONY: env env-current figures unit notebooks test reference clean
+.PHONY: env env-current figures unit notebooks test reference gpu-check clean
 
 env: $(ENV)
 
@@ -61,6 +61,11 @@ test: unit notebooks
 # become the embedded profile's reference.
 reference:
 	cp results/embedded/checked.csv pidkd/profiles/embedded-reference.csv
+
+# On a CUDA machine (Colab first): a short epoch of each method, losses against fp32, images/s and
+# the projected quick and paper grids; without CUDA it says so and exits 0.
+gpu-check: $(ENV)
+	$(PY) -m pidkd check-gpu
 
 clean:
 	rm -rf results

@@ -11,9 +11,10 @@ import shlex
 import sys
 from typing import Any
 
+import torch
 import yaml
 
-from . import data, experiment, results
+from . import data, experiment, gpucheck, results
 from .config import Config, Profile
 from .errors import PidkdError
 from .schema import validate
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--device", default="auto")
     sweep.add_argument("--results", default=None)
     _speed_arguments(sweep)
+
+    gpu = commands.add_parser("check-gpu", help="on CUDA: a short epoch of each method, its loss against fp32's, "
+                                                "images/s, and the projected quick and paper grids; elsewhere nothing")
+    gpu.add_argument("--n", type=int, default=10_000, help="CIFAR-shaped training images an epoch")
+    gpu.add_argument("--device", default="cuda")
+    _speed_arguments(gpu)
 
     fetch = commands.add_parser("download", help="download a dataset into data/")
     fetch.add_argument("dataset")
@@ -175,6 +182,16 @@ def _list(args: argparse.Namespace) -> None:
     print(last[results.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
 
 
+def _check_gpu(args: argparse.Namespace) -> int:
+    """``check-gpu``: exit 0 when every method passed, or when there is no CUDA device to check."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device here: nothing to check (on a CPU, run the embedded profile: make figures)")
+        return 0
+    lines, passed = gpucheck.report(torch.device(args.device), _speed(args), n_train=args.n, n_test=max(1, args.n // 5))
+    print("\n".join(lines))
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one line and exit with status 2, without a traceback."""
     args = _parser().parse_args(argv)
@@ -192,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             _list(args)
         elif args.command == "sweep":
             _sweep(args)
+        elif args.command == "check-gpu":
+            return _check_gpu(args)
         else:
             folder = data.download(args.dataset, data_root(args.root))
             print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)
