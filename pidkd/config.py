@@ -53,6 +53,10 @@ class TeacherConfig:
     reestimate_bn: bool = False
     noise: Noise | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The teacher as plain JSON values."""
+        return _plain(self)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -197,6 +201,15 @@ class NoiseSweep(Schema):
     methods: tuple[MethodName, ...] = Field(min_length=1)
 
 
+class WeightSweep(Schema):
+    """The distillation-weight sweep: each method's ``weights`` under each of ``teachers`` for every
+    dataset and seed of the grid; the main grid then uses the weights chosen on validation with the
+    trained teacher (:meth:`Profile.with_weights`)."""
+
+    weights: dict[MethodName, tuple[NonNegativeFloat, ...]]
+    teachers: tuple[TeacherKind, ...] = ("trained", "untrained")
+
+
 class Grid(Schema):
     """The main grid: every dataset x teacher kind x method x seed."""
 
@@ -218,6 +231,7 @@ class ProfileSpec(Schema):
     methods: Methods = Methods()
     pid: PIDSettings = PIDSettings()
     noise_sweep: NoiseSweep | None = None
+    weight_sweep: WeightSweep | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ProfileSpec:
@@ -293,10 +307,12 @@ def _set(spec: dict[str, Any], dotted: str, value: Any) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Profile:
-    """A validated profile: the grids it defines and the Config of each of their runs."""
+    """A validated profile: the grids it defines and the Config of each of their runs.
+    ``weights`` replace methods' distillation weights (see :meth:`with_weights`)."""
 
     name: str
     spec: ProfileSpec
+    weights: Items = ()
 
     @classmethod
     def load(cls, profile: str | Path = "embedded", overrides: Mapping[str, Any] | None = None) -> Profile:
@@ -380,6 +396,8 @@ class Profile:
         if method in training.method_recipes:
             recipe = _over(recipe, training.method_recipes[method])
         params = getattr(_over(self.spec.methods, entry.methods), method)
+        if method in dict(self.weights):
+            params = type(params).model_validate({**params.model_dump(), "weight": dict(self.weights)[method]})
         try:
             cls.check(params, training.epochs)
         except ConfigError as error:
@@ -407,6 +425,22 @@ class Profile:
         grid = self.spec.grid
         points = itertools.product(grid.datasets, grid.teachers, grid.methods, self.seeds)
         return unique(self.config(*point) for point in points)
+
+    def with_weights(self, weights: Mapping[str, float]) -> Profile:
+        """This profile with each named method's distillation weight replaced, wherever it is set."""
+        return dataclasses.replace(self, weights=_items({**dict(self.weights), **weights}))
+
+    def weight_grid(self) -> list[Config]:
+        """The weight sweep: each of its methods at each of its weights under each of its teachers,
+        for every dataset and seed of the grid, and the baselines beside them."""
+        sweep = self.spec.weight_sweep
+        if sweep is None:
+            raise ConfigError(f"profile {self.name!r} has no weight_sweep section")
+        configs = [self.config(d, "trained", "baseline", s) for d, s in itertools.product(self.datasets, self.seeds)]
+        for method, weights in sweep.weights.items():
+            for weight, dataset, teacher, seed in itertools.product(weights, self.datasets, sweep.teachers, self.seeds):
+                configs.append(self.with_weights({method: weight}).config(dataset, teacher, method, seed))
+        return unique(configs)
 
     def noise_grid(self) -> list[Config]:
         """The noise sweep: its methods under noisy teachers of each sigma, for every dataset and

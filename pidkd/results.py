@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .config import Config
+from .config import Config, TeacherConfig
 from .errors import CheckpointError, ConfigError
 from .storage import load_checkpoint, results_root, write_atomic
 
@@ -63,9 +63,14 @@ def _frame(config: dict[str, Any], key: str, rows: pd.DataFrame) -> pd.DataFrame
     return pd.concat([labels, rows.reset_index(drop=True)], axis=1)
 
 
-def label_rows(config: Config, rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` of one run (metrics, measures) with the run's RUN_COLUMNS in front."""
-    return _frame(config.as_dict(), config.key, rows)
+def label_rows(config: Config, rows: pd.DataFrame, teacher: TeacherConfig | None = None) -> pd.DataFrame:
+    """``rows`` of one run (metrics, measures) with the run's RUN_COLUMNS in front; ``teacher``
+    names the teacher its rows are about when the run has none of its own (a baseline measured
+    against one)."""
+    plain = config.as_dict()
+    if teacher is not None:
+        plain["teacher"] = teacher.as_dict()
+    return _frame(plain, config.key, rows)
 
 
 def runs_frame(results: list[Result]) -> pd.DataFrame:

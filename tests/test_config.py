@@ -160,3 +160,22 @@ def test_any_override_loads_or_fails_with_one_config_error_line(overrides):
         Profile.load("embedded", overrides)
     except ConfigError as error:
         assert str(error).startswith(("profile 'embedded': ", "override ")) and "\n" not in str(error)
+
+
+def test_the_weight_sweep_runs_each_weight_under_each_teacher_beside_the_baselines():
+    profile = Profile.load("embedded", {"seeds": [0, 1], "weight_sweep": {"weights": {"vid": [1, 100], "rid": [10]}}})
+    configs = profile.weight_grid()
+    points = sorted((c.method, c.teacher_kind, dict(c.params).get("weight"), c.seed) for c in configs)
+    assert len(configs) == len(points) == 2 + 3 * 2 * 2
+    assert ("vid", "untrained", 100.0, 1) in points and ("rid", "trained", 10.0, 0) in points
+    assert [p for p in points if p[0] == "baseline"] == [("baseline", "none", None, 0), ("baseline", "none", None, 1)]
+
+
+def test_chosen_weights_replace_the_profiles_and_share_the_sweeps_runs():
+    profile = Profile.load("embedded", {"weight_sweep": {"weights": {"vid": [1, 100]}}})
+    chosen = profile.with_weights({"vid": 100})
+    assert dict(chosen.config("mnist1d", "noisy", "vid", 0).params)["weight"] == 100
+    assert chosen.config("mnist1d", "trained", "vid", 2).key in {c.key for c in profile.weight_grid()}
+    assert chosen.config("mnist1d", "trained", "rid", 0) == profile.config("mnist1d", "trained", "rid", 0)
+    with pytest.raises(ConfigError, match="has no weight_sweep section"):
+        EMBEDDED.weight_grid()

@@ -27,7 +27,7 @@ def runs(results):
 
 
 def test_measure_runs_writes_pid_csv_for_the_distillation_runs(runs, results):
-    table = measures.measure_runs(runs, PIDSettings(layers=(0, -1)), results / "embedded", progress=False)
+    table = measures.measure_runs(runs, Profile.load("embedded", TINY), results / "embedded", progress=False)
     assert (results / "embedded" / "pid.csv").exists()
     assert set(table["teacher"]) == {"trained", "untrained"} and set(table["method"]) == {"vid"}
     assert len(table) == 2 * 2 * 2 * 2  # runs x epochs x layers x (labels, shuffled labels)
@@ -51,12 +51,6 @@ def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
         measures.measure_run(vid, PIDSettings(n_clusters=3))
 
 
-def test_a_run_without_a_teacher_cannot_be_measured(runs):
-    baseline = [r for r in runs if r.config.method == "baseline"][0]
-    with pytest.raises(ConfigError, match="has no teacher"):
-        measures.measure_run(baseline)
-
-
 def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
     # cifar10 and cifar100 have the same untrained wrn-40-2 teacher config but different test sets
     teacher = Profile.load("embedded").teacher("digits", "untrained")
@@ -67,9 +61,23 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
         return [f"layer {i} of {dataset}" for i in range(3)]
 
     monkeypatch.setattr(experiment, "teacher_representations", representations)
-    monkeypatch.setattr(measures, "measure_run", lambda done, settings, teacher: pd.DataFrame({"t": [teacher]}))
-    runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d)) for d in ("cifar10", "cifar10", "cifar100")]
-    table = measures.measure_runs(runs, PIDSettings(layers=(0, -1)), progress=False)
+    monkeypatch.setattr(measures, "measure_run", lambda done, settings, against, teacher: pd.DataFrame({"t": [teacher]}))
+    runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d, key=str(i)))
+            for i, d in enumerate(("cifar10", "cifar10", "cifar100"))]
+    table = measures.measure_runs(runs, Profile.load("embedded", {"pid.layers": [0, -1]}), progress=False)
     assert calls == ["cifar10", "cifar100"]
     kept = [[f"layer 0 of {d}", None, f"layer 2 of {d}"] for d in ("cifar10", "cifar10", "cifar100")]
     assert list(table["t"]) == kept  # only the measured layers are held
+
+
+def test_a_baseline_is_measured_against_each_teacher_asked_for(runs, results):
+    profile = Profile.load("embedded", TINY)
+    table = measures.measure_runs(runs, profile, baselines_against=("trained", "untrained"), progress=False)
+    baseline = table[table["method"] == "baseline"]
+    assert sorted(set(baseline["teacher"])) == ["trained", "untrained"]
+    assert len(baseline) == 2 * 2 * 2 * 2  # teachers x epochs x layers x (labels, shuffled labels), one baseline run
+    trained = baseline[(baseline["teacher"] == "trained") & ~baseline["control"]]
+    untrained = baseline[(baseline["teacher"] == "untrained") & ~baseline["control"]]
+    assert (trained["mi_t"].values != untrained["mi_t"].values).any()  # different teachers, different I(Y;T)
+    with pytest.raises(ConfigError, match="has no teacher: say which"):
+        measures.measure_run(next(r for r in runs if r.config.method == "baseline"))
