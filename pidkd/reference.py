@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 from .storage import write_atomic
 
@@ -24,7 +25,9 @@ Z = 4.0
 """Tolerance in standard errors of a difference between two machines: with about 200 numbers
 checked, a correct run on another machine fails by chance with probability about 1%."""
 
-COLUMNS = ["table", "row", "mean", "std", "n", "floor"]
+COLUMNS = ["table", "row", "mean", "std", "n", "floor", "verdict", "margin"]
+"""A summary row: a mean over ``n`` seeds with their ``std``; for a claim's part also its verdict
+and ``margin``, how far its interval's nearer end lies from the claim's threshold."""
 
 
 def summarise(frame: pd.DataFrame, table: str, by: Sequence[str], value: str, floor: float) -> pd.DataFrame:
@@ -32,7 +35,15 @@ def summarise(frame: pd.DataFrame, table: str, by: Sequence[str], value: str, fl
     stats = frame.groupby(list(by), dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
     rows = stats[list(by)].astype(str).agg(", ".join, axis=1) if by else pd.Series([""] * len(stats))
     return pd.DataFrame({"table": table, "row": rows, "mean": stats["mean"], "std": stats["std"].fillna(0.0),
-                         "n": stats["count"], "floor": floor})[COLUMNS]
+                         "n": stats["count"], "floor": floor, "verdict": "", "margin": math.nan})[COLUMNS]
+
+
+def summarise_claims(found: pd.DataFrame, table: str, floors: dict[str, float]) -> pd.DataFrame:
+    """The parts of :func:`pidkd.claims.claims` as summary rows; ``floors`` by unit ("points", "bits")."""
+    unit = found["part"].str.extract(r"\((\w+)\)$")[0]
+    return pd.DataFrame({"table": table, "row": found["claim"] + ": " + found["part"], "mean": found["mean"],
+                         "std": found["std"].fillna(0.0), "n": found["n"], "floor": unit.map(floors),
+                         "verdict": found["part_verdict"], "margin": found["margin"]})[COLUMNS]
 
 
 def tolerance(std: float, n: int, floor: float) -> float:
@@ -40,9 +51,19 @@ def tolerance(std: float, n: int, floor: float) -> float:
     return max(floor, Z * std * math.sqrt(2 / n))
 
 
+def edge_tolerance(std: float, n: int) -> float:
+    """How far the end of a 95% t-interval over ``n`` seeds may move on another machine: its mean
+    moves (variance 2 s^2 / n) and so does its half-width t s / sqrt(n), through s (variance about
+    s^2 / (n - 1) between two machines)."""
+    t = stats.t.ppf(0.975, n - 1)
+    return Z * std * math.sqrt(2 / n + t**2 / (n * (n - 1)))
+
+
 def compare(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``current`` that differ from ``reference`` by more than their tolerance (the
-    reference's), or that one of the two lacks, with what is wrong."""
+    reference's), or that one of the two lacks, with what is wrong. A claim's part whose verdict
+    differs is wrong unless the reference's interval ended within its edge tolerance of the
+    threshold (a borderline verdict, which another machine may legitimately tip)."""
     merged = current.merge(reference, on=["table", "row"], how="outer", suffixes=("", "_ref"), indicator="side")
     problems = []
     for row in merged.itertuples():
@@ -54,6 +75,9 @@ def compare(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
             allowed = tolerance(row.std_ref, int(row.n_ref), row.floor_ref)
             if not abs(row.mean - row.mean_ref) <= allowed:
                 problems.append((row.table, row.row, f"{row.mean:.4g} against {row.mean_ref:.4g} (tolerance {allowed:.2g})"))
+            robust = row.margin_ref > max(row.floor_ref, edge_tolerance(row.std_ref, int(row.n_ref)))
+            if isinstance(row.verdict_ref, str) and row.verdict_ref and row.verdict != row.verdict_ref and robust:
+                problems.append((row.table, row.row, f"{row.verdict} against {row.verdict_ref}"))
     return pd.DataFrame(problems, columns=["table", "row", "problem"])
 
 
@@ -77,6 +101,10 @@ class Check:
         return "\n".join(lines)
 
 
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"row": str, "verdict": str}, keep_default_na=False, na_values={"margin": [""]})
+
+
 def reference_file(profile: str) -> Path:
     """Where the committed reference of a shipped profile lives (beside the profile)."""
     return Path(str(resources.files("pidkd.profiles").joinpath(f"{profile}-reference.csv")))
@@ -86,11 +114,11 @@ def check(summary: pd.DataFrame, profile: str, recorded: Path) -> Check:
     """Record ``summary`` (rows of one table) in ``recorded`` (replacing that table's earlier rows)
     and compare it with the profile's committed reference, if it has one."""
     table = summary["table"].iloc[0]
-    earlier = pd.read_csv(recorded, dtype={"row": str}).query("table != @table") if recorded.exists() else None
+    earlier = _read(recorded).query("table != @table") if recorded.exists() else None
     recorded.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(recorded, pd.concat([earlier, summary], ignore_index=True).to_csv(index=False))
     path = reference_file(profile)
     if not path.is_file():
         return Check(table, len(summary), summary.iloc[:0], None)
-    reference = pd.read_csv(path, dtype={"row": str}).query("table == @table")
+    reference = _read(path).query("table == @table")
     return Check(table, len(summary), compare(summary, reference), path.name)

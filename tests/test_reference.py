@@ -47,3 +47,20 @@ def test_a_row_missing_on_either_side_is_a_problem():
 def test_a_profile_without_a_reference_only_records(tmp_path):
     check = reference.check(reference.summarise(_runs(), "final", ["method"], "acc", 0.0005), "mine", tmp_path / "c.csv")
     assert repr(check) == "final: 2 numbers recorded; this profile has no committed reference"
+
+
+def test_a_claim_whose_verdict_flips_fails_unless_it_was_borderline():
+    from pidkd import claims
+    from test_claims import PAPER_LIKE, _final, _noise, _pid, _teachers
+
+    committed = reference.summarise_claims(claims.claims(_final(PAPER_LIKE), _noise((80.0, 60.0), (80.0, 79.0)), _pid(),
+                                                         _teachers()), "claims", {"points": 0.05, "bits": 0.002})
+    assert (committed["verdict"] == "holds").all()
+    flipped = {**PAPER_LIKE, ("untrained", "vid"): 75.0}  # VID now above the baseline: (b) is contradicted
+    now = reference.summarise_claims(claims.claims(_final(flipped), _noise((80.0, 60.0), (80.0, 79.0)), _pid(), _teachers()),
+                                     "claims", {"points": 0.05, "bits": 0.002})
+    problems = reference.compare(now, committed)
+    assert "b: VID - baseline (points): contradicted against holds" in [f"{p.row}: {p.problem}" for p in problems.itertuples()]
+    borderline = committed.assign(margin=0.0)  # a reference verdict at the edge of its interval is not enforced
+    verdicts = reference.compare(now, borderline)["problem"].str.contains("against holds")
+    assert not verdicts.any()
