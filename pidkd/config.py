@@ -354,15 +354,16 @@ class Profile:
                               f"in datasets.{dataset}.{section}")
         return training
 
-    def teacher_training(self, dataset: str) -> Config:
+    def teacher_training(self, dataset: str, seed: int | None = None) -> Config:
         """The run that trains a dataset's teacher: a baseline run of the teacher model (for an
-        ImageNet-pretrained one, its fine-tuning)."""
+        ImageNet-pretrained one, its fine-tuning); ``seed`` in place of the profile's, e.g. to see
+        how much teachers vary."""
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
         return Config(
             profile=self.name,
             dataset=dataset,
             model=entry.teacher_model,
-            seed=training.seed,
+            seed=training.seed if seed is None else seed,
             epochs=training.epochs,
             recipe=training.recipe,
             options=_items(entry.teacher_options),
@@ -370,10 +371,11 @@ class Profile:
             augment=entry.augment,
         )
 
-    def teacher(self, dataset: str, kind: str) -> TeacherConfig:
-        """The teacher of kind ``kind`` that the profile's students of ``dataset`` distil from."""
+    def teacher(self, dataset: str, kind: str, seed: int | None = None) -> TeacherConfig:
+        """The teacher of kind ``kind`` that the profile's students of ``dataset`` distil from
+        (with ``seed``: another of its kind, trained or initialised from that seed)."""
         check_name("teacher kind", kind, KINDS)
-        training = self.teacher_training(dataset)
+        training = self.teacher_training(dataset, seed)
         untrained = kind == "untrained"
         if kind == "noisy" and self.spec.teachers.noisy is None:
             raise ConfigError(f"profile {self.name!r} has no teachers.noisy section: give fraction and sigma")

@@ -2,11 +2,15 @@
 ``results/<profile>/figures`` (PNG and PDF) and ``results/<profile>/tables`` (CSV and Markdown)."""
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+
+from .claims import interval
 
 TEACHER_ORDER = ["trained", "untrained", "noisy"]
 METHOD_ORDER = ["baseline", "kd", "vid", "rid", "ted"]
@@ -158,80 +162,86 @@ def pid_table(pid: pd.DataFrame, epoch: int) -> pd.DataFrame:
     return real.join(control).round(4)
 
 
-def _paired(final: pd.DataFrame, teacher: str, method: str, reference: str = "baseline") -> pd.Series:
-    """Per-seed differences (percentage points) of ``method`` under ``teacher`` minus ``reference``
-    (the baseline has no teacher, so it is the same run for every kind)."""
-    def accuracy(name: str) -> pd.Series:
-        rows = final[(final["method"] == name) & (final["teacher"].isin([teacher, "none"]))]
-        return rows.set_index("seed")["test_acc"]
-
-    return (accuracy(method) - accuracy(reference)).dropna()
+def weight_of(runs: pd.DataFrame) -> pd.Series:
+    """Each row's distillation weight, read from its run's params (NaN for the baseline)."""
+    return runs["params"].map(lambda params: json.loads(params).get("weight", float("nan")))
 
 
-def _describe(name: str, values: pd.Series) -> tuple[str, str]:
-    return f"{name} {values.mean():+.1f}", f"± {values.std():.1f}"
+def choose_weights(sweep: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
+    """The weight of each swept method with the best mean final validation accuracy under the
+    trained teacher, and the table it was chosen from (methods x weights, percent). Only
+    trained-teacher validation numbers are read: the untrained and noisy outcomes and the test
+    split never choose anything."""
+    final = final_epochs(sweep)
+    trained = final[(final["teacher"] == "trained") & (final["method"] != "baseline")]
+    table = (100 * trained.assign(weight=weight_of(trained)).pivot_table(
+        index="method", columns="weight", values="val_acc", aggfunc="mean"))
+    return {method: float(row.idxmax()) for method, row in table.iterrows()}, table
 
 
-def claims(
-    runs: pd.DataFrame, noise: pd.DataFrame, pid: pd.DataFrame, clear_points: float = 1.0, near_bits: float = 0.1
-) -> pd.DataFrame:
-    """The paper's claims (a)-(e) checked on a profile's runs, one row each: the numbers, their
-    seed spread, and whether the claim holds. Accuracy differences are paired by seed; "clearly"
-    means by more than the standard deviation of those differences and by at least
-    ``clear_points`` percentage points; "near zero" for a PID term means within ``near_bits`` of
-    the same estimate with shuffled labels."""
-    final = final_percent(runs)
-    rows = []
+def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -> plt.Figure:
+    """Final test accuracy against distillation weight, a panel per teacher kind, a line per method
+    with its 95% confidence band over seeds; the baseline as a band; chosen weights marked."""
+    final = final_percent(sweep)
+    methods = final[final["method"] != "baseline"].assign(weight=weight_of)
+    teachers = [t for t in TEACHER_ORDER if t in set(methods["teacher"])]
+    base = final[final["method"] == "baseline"]["test_acc"]
+    fig, axes = plt.subplots(1, len(teachers), figsize=(4.2 * len(teachers), 3.4), sharey=True, squeeze=False)
+    for ax, teacher in zip(axes[0], teachers):
+        sns.lineplot(data=methods[methods["teacher"] == teacher], x="weight", y="test_acc", hue="method", marker="o",
+                     errorbar=("ci", 95), ax=ax, hue_order=[m for m in METHOD_ORDER if m in set(methods["method"])])
+        ax.axhspan(*interval_of(base), color="gray", alpha=0.2, label="baseline (95% CI)")
+        for method, weight in (chosen or {}).items():
+            ax.axvline(weight, color=sns.color_palette()[METHOD_ORDER.index(method) - 1], ls=":", lw=1)
+        ax.set(xscale="log", xlabel="distillation weight", ylabel="final test accuracy (%)", title=f"{teacher} teacher")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
-    def clearly_positive(values: pd.Series) -> bool:
-        return values.mean() > max(values.std(), clear_points)
 
-    def add(claim: str, statement: str, parts: list[tuple[str, pd.Series]], holds: bool) -> None:
-        described = [_describe(name, values) for name, values in parts]
-        rows.append({"claim": claim, "statement": statement, "numbers": "; ".join(d[0] for d in described),
-                     "spread": "; ".join(d[1] for d in described), "holds": bool(holds)})
+def interval_of(values: pd.Series) -> tuple[float, float]:
+    """The 95% t-interval of the mean of ``values``."""
+    found = interval(values)
+    return found.low, found.high
 
-    vid, rid = _paired(final, "trained", "vid"), _paired(final, "trained", "rid")
-    add("a", "trained teacher: VID and RID at least the baseline",
-        [("VID - baseline", vid), ("RID - baseline", rid)], vid.mean() >= 0 and rid.mean() >= 0)
-    vid_u = _paired(final, "untrained", "vid")
-    add("b", "untrained teacher: VID clearly below the baseline",
-        [("VID - baseline", vid_u)], clearly_positive(-vid_u))
-    rid_u, rid_vid = _paired(final, "untrained", "rid"), _paired(final, "untrained", "rid", reference="vid")
-    add("c", "untrained teacher: RID near the baseline and clearly above VID",
-        [("RID - baseline", rid_u), ("RID - VID", rid_vid)],
-        clearly_positive(rid_vid) and abs(rid_u.mean()) < rid_vid.mean())
 
-    noisy = final_percent(noise)
-    noisy = noisy[noisy["teacher"] == "noisy"]
-    low, high = noisy["noise_sigma"].min(), noisy["noise_sigma"].max()
+def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """How much each run still gained at its end: mean validation accuracy (points) of its last
+    ``fraction`` of epochs minus that of the ``fraction`` before; per teacher and method, the mean
+    and the largest over seeds."""
+    def gain(run: pd.DataFrame) -> float:
+        epochs = run["epoch"].max()
+        width = max(1, round(fraction * epochs))
+        last = run[run["epoch"] > epochs - width]["val_acc"].mean()
+        before = run[(run["epoch"] > epochs - 2 * width) & (run["epoch"] <= epochs - width)]["val_acc"].mean()
+        return 100 * (last - before)
 
-    def drop(method: str) -> pd.Series:
-        at = noisy[noisy["method"] == method].set_index(["noise_sigma", "seed"])["test_acc"]
-        return (at.loc[low] - at.loc[high]).dropna()
+    gains = runs.groupby(["teacher", "method", "seed"]).apply(gain, include_groups=False).rename("gain").reset_index()
+    return gains.groupby(["teacher", "method"])["gain"].agg(["mean", "max", "count"]).round(2)
 
-    vid_drop, rid_drop = drop("vid"), drop("rid")
-    add("d", f"noisy teachers: VID worse as the noise grows (sigma {low:g} to {high:g}), RID less so",
-        [("VID drop", vid_drop), ("RID drop", rid_drop)],
-        clearly_positive(vid_drop) and rid_drop.mean() < vid_drop.mean())
 
-    last = pid[pid["epoch"] == pid["epoch"].max()]
-    bits = last.groupby(["teacher", "control", "key"])[["red", "uni_t"]].mean()
+PID_ROWS = {"uni_t": "Uni(Y:T\\S)", "red": "Red(Y:T,S)", "mi_s": "I(Y;S)", "mi_t": "I(Y;T)"}
+"""The rows of the authors' PID figure, in their order."""
 
-    def excess(teacher: str, term: str) -> pd.Series:
-        per_run = bits.loc[teacher][term].unstack("control")
-        return per_run[False] - per_run[True]
+NATS_PER_BIT = math.log(2)
 
-    red_u, uni_u, red_t = excess("untrained", "red"), excess("untrained", "uni_t"), excess("trained", "red")
-    mi_ts = last[~last["control"] & (last["teacher"] == "untrained")].groupby("method")["mi_ts"].mean()
-    rows.append({
-        "claim": "e",
-        "statement": f"PID: under the untrained teacher Red and Uni(T\\S) near zero (within {near_bits} bit "
-                     f"of shuffled labels) while VID still drives I(T;S) above RID's; under the trained teacher Red above it",
-        "numbers": f"untrained Red {red_u.mean():+.3f}, Uni(T\\S) {uni_u.mean():+.3f}, I(T;S) VID {mi_ts['vid']:.3f} "
-                   f"vs RID {mi_ts['rid']:.3f}; trained Red {red_t.mean():+.3f} bits",
-        "spread": f"± {red_u.std():.3f}; ± {uni_u.std():.3f}; ± {red_t.std():.3f}",
-        "holds": bool(red_u.mean() < near_bits and uni_u.mean() < near_bits and mi_ts["vid"] > mi_ts["rid"]
-                      and red_t.mean() > near_bits),
-    })
-    return pd.DataFrame(rows)
+
+def pid_figure(pid: pd.DataFrame, units: str = "bits", title: str = "") -> plt.Figure:
+    """The authors' PID figure: a row per term (knowledge left to distill, transferred knowledge,
+    the student's and the teacher's information about Y), a column per method, the trained and
+    the untrained teacher as lines with 95% bands over seeds, the shuffled-label estimate dashed."""
+    scale = NATS_PER_BIT if units == "nats" else 1.0
+    long = pid.melt(id_vars=["teacher", "method", "seed", "epoch", "control"], value_vars=list(PID_ROWS),
+                    var_name="term", value_name=units)
+    long = long.assign(**{units: long[units] * scale, "term": long["term"].map(PID_ROWS),
+                          "labels": long["control"].map({False: "labels", True: "shuffled labels"})})
+    grid = sns.relplot(
+        data=long, x="epoch", y=units, hue="teacher", style="labels", row="term", col="method", kind="line",
+        errorbar=("ci", 95), row_order=list(PID_ROWS.values()), hue_order=[t for t in TEACHER_ORDER if t in set(long["teacher"])],
+        col_order=[m for m in METHOD_ORDER if m in set(long["method"])], style_order=["labels", "shuffled labels"],
+        height=2.3, aspect=1.15, facet_kws={"sharey": "row", "margin_titles": True},
+    )
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    if title:
+        grid.figure.suptitle(title, y=1.02)
+    return grid.figure
