@@ -16,8 +16,8 @@ from typing import Any
 import nbformat
 import pandas as pd
 
-from . import data, experiment
-from .config import Config, Profile
+from . import data, experiment, reference
+from .config import Config, Profile, profile_names
 from .results import Result
 from .storage import data_root, results_root
 
@@ -41,12 +41,14 @@ INJECTED = "injected-parameters"
 
 @dataclass(frozen=True)
 class Session:
-    """What a notebook works with: the loaded profile, its results folder, and how to train."""
+    """What a notebook works with: the loaded profile, its results folder, and how to train.
+    ``as_shipped``: the profile is a shipped one, unchanged, so its committed reference applies."""
 
     profile: Profile
     folder: Path
     device: str
     jobs: int
+    as_shipped: bool = False
 
     def run(self, configs: Sequence[Config]) -> list[Result]:
         """Train (or read from the cache) ``configs`` in ``jobs`` processes on ``device``; their
@@ -54,6 +56,24 @@ class Session:
         for dataset in sorted({c.dataset for c in configs}):
             data.download(dataset, data_root())
         return experiment.run_grid(list(configs), jobs=self.jobs, device=self.device)
+
+    @property
+    def accuracy_floor(self) -> float:
+        """One test example of the profile's first dataset, in accuracy points: the smallest change
+        of an accuracy that means anything."""
+        return 100 / len(experiment.test_set(self.profile.datasets[0]))
+
+    def check(self, frame: pd.DataFrame, table: str, by: Sequence[str], value: str, floor: float) -> reference.Check:
+        """Record the mean, seed spread and count of ``value`` per group of ``by`` as ``table`` in
+        ``checked.csv``, and compare them with the profile's committed reference (docs/reproducibility.md)."""
+        return self._check(reference.summarise(frame, table, by, value, floor))
+
+    def check_claims(self, found: pd.DataFrame, table: str) -> reference.Check:
+        """The same for the parts of :func:`pidkd.claims.claims`, verdicts included."""
+        return self._check(reference.summarise_claims(found, table, {"points": 0.05, "bits": 0.001}))
+
+    def _check(self, summary: pd.DataFrame) -> reference.Check:
+        return reference.check(summary, self.profile.name if self.as_shipped else None, self.folder / "checked.csv")
 
 
 def setup(
@@ -74,7 +94,8 @@ def setup(
     if results is not None:  # the environment, so training processes see it too
         os.environ["PIDKD_RESULTS"] = str(Path(results).resolve())
     pd.set_option("display.precision", 4)
-    return Session(loaded, results_root() / loaded.name, device, jobs or _cores())
+    shipped = str(profile) in profile_names() and not overrides
+    return Session(loaded, results_root() / loaded.name, device, jobs or _cores(), shipped)
 
 
 def _cores() -> int:

@@ -110,15 +110,50 @@ def reference_file(profile: str) -> Path:
     return Path(str(resources.files("pidkd.profiles").joinpath(f"{profile}-reference.csv")))
 
 
-def check(summary: pd.DataFrame, profile: str, recorded: Path) -> Check:
+def check(summary: pd.DataFrame, profile: str | None, recorded: Path) -> Check:
     """Record ``summary`` (rows of one table) in ``recorded`` (replacing that table's earlier rows)
-    and compare it with the profile's committed reference, if it has one."""
+    and compare it with the shipped ``profile``'s committed reference, if it has one (None: a
+    changed or unshipped profile, which has none)."""
     table = summary["table"].iloc[0]
     earlier = _read(recorded).query("table != @table") if recorded.exists() else None
     recorded.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(recorded, pd.concat([earlier, summary], ignore_index=True).to_csv(index=False))
-    path = reference_file(profile)
-    if not path.is_file():
+    path = reference_file(profile) if profile else None
+    if path is None or not path.is_file():
         return Check(table, len(summary), summary.iloc[:0], None)
     reference = _read(path).query("table == @table")
     return Check(table, len(summary), compare(summary, reference), path.name)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Whether a profile's committed choice (a weight per method) is the best on this machine's
+    numbers, or within the tolerance of the best that another machine's seed noise allows."""
+
+    lines: tuple[str, ...]
+    agrees: bool
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def check_choice(stats: pd.DataFrame, committed: dict[str, float], what: str = "weight") -> Choice:
+    """``stats``: mean, std and count per (method, option), higher is better; ``committed``: the
+    option the profile uses for each method. A committed option that is not the best here agrees
+    when the best leads it by less than Z standard errors of a between-machine difference of the
+    two gaps' means."""
+    lines, agrees = [], True
+    for method, option in committed.items():
+        rows = stats.loc[method]
+        best = rows["mean"].idxmax()
+        if option == best:
+            lines.append(f"{method}: the committed {what} {option:g} is the best here")
+            continue
+        mine, top = rows.loc[option], rows.loc[best]
+        allowed = Z * math.sqrt(2 * (mine["std"] ** 2 / mine["count"] + top["std"] ** 2 / top["count"]))
+        close = top["mean"] - mine["mean"] <= allowed
+        agrees &= close
+        lines.append(f"{method}: the committed {what} {option:g} is within its tolerance of the best here"
+                     if close else f"{method}: the best {what} here is {best:g}, not the committed {option:g}: "
+                     f"{top['mean']:.2f} against {mine['mean']:.2f} (tolerance {allowed:.2f})")
+    return Choice(tuple(lines), agrees)

@@ -169,14 +169,15 @@ def weight_of(runs: pd.DataFrame) -> pd.Series:
 
 def choose_weights(sweep: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
     """The weight of each swept method with the best mean final validation accuracy under the
-    trained teacher, and the table it was chosen from (methods x weights, percent). Only
-    trained-teacher validation numbers are read: the untrained and noisy outcomes and the test
-    split never choose anything."""
-    final = final_epochs(sweep)
+    trained teacher, and what it was chosen from: mean, seed std and count (percent) per method
+    and weight. Only trained-teacher validation numbers are read: the untrained and noisy outcomes
+    and the test split never choose anything."""
+    final = final_percent(sweep)
     trained = final[(final["teacher"] == "trained") & (final["method"] != "baseline")]
-    table = (100 * trained.assign(weight=weight_of(trained)).pivot_table(
-        index="method", columns="weight", values="val_acc", aggfunc="mean"))
-    return {method: float(row.idxmax()) for method, row in table.iterrows()}, table
+    trained = trained.assign(weight=weight_of(trained), val_acc=100 * trained["val_acc"])
+    stats = trained.groupby(["method", "weight"])["val_acc"].agg(["mean", "std", "count"])
+    best = stats["mean"].groupby(level="method").idxmax()
+    return {method: float(weight) for method, weight in best}, stats
 
 
 def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -> plt.Figure:
@@ -205,10 +206,9 @@ def interval_of(values: pd.Series) -> tuple[float, float]:
     return found.low, found.high
 
 
-def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """How much each run still gained at its end: mean validation accuracy (points) of its last
-    ``fraction`` of epochs minus that of the ``fraction`` before; per teacher and method, the mean
-    and the largest over seeds."""
+def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """How much each run still gained at its end: the mean validation accuracy (points) of its
+    last ``fraction`` of epochs minus that of the ``fraction`` before (evaluated epochs only)."""
     def gain(run: pd.DataFrame) -> float:
         epochs = run["epoch"].max()
         width = max(1, round(fraction * epochs))
@@ -216,7 +216,13 @@ def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
         before = run[(run["epoch"] > epochs - 2 * width) & (run["epoch"] <= epochs - width)]["val_acc"].mean()
         return 100 * (last - before)
 
-    gains = runs.groupby(["teacher", "method", "seed"]).apply(gain, include_groups=False).rename("gain").reset_index()
+    gains = runs.groupby(["teacher", "method", "seed"]).apply(gain, include_groups=False)
+    return gains.rename("gain").reset_index()
+
+
+def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """:func:`plateau_gains` per teacher and method: the mean and the largest over seeds."""
+    gains = plateau_gains(runs, fraction)
     return gains.groupby(["teacher", "method"])["gain"].agg(["mean", "max", "count"]).round(2)
 
 

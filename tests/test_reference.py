@@ -64,3 +64,13 @@ def test_a_claim_whose_verdict_flips_fails_unless_it_was_borderline():
     borderline = committed.assign(margin=0.0)  # a reference verdict at the edge of its interval is not enforced
     verdicts = reference.compare(now, borderline)["problem"].str.contains("against holds")
     assert not verdicts.any()
+
+
+def test_a_committed_choice_agrees_when_it_is_best_or_within_the_seed_noise_of_the_best():
+    stats = pd.DataFrame({"mean": [95.0, 95.4, 90.0], "std": [0.5, 0.5, 0.5], "count": [5, 5, 5]},
+                         index=pd.MultiIndex.from_tuples([("vid", 10.0), ("vid", 100.0), ("vid", 1.0)], names=["method", "weight"]))
+    assert repr(reference.check_choice(stats, {"vid": 100.0})) == "vid: the committed weight 100 is the best here"
+    near = reference.check_choice(stats, {"vid": 10.0})
+    assert near.agrees and "within its tolerance" in repr(near)
+    far = reference.check_choice(stats, {"vid": 1.0})
+    assert not far.agrees and "the best weight here is 100, not the committed 1" in repr(far)
