@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from oracle import oracle_pid
 
+from pidkd import synthetic
+from pidkd.errors import ConfigError
 from pidkd.pid import (
     AND_RED,
     CANONICAL,
+    INTERVAL_TERMS,
     PID,
     Measurement,
     broja_pid,
@@ -22,6 +25,7 @@ from pidkd.pid import (
     joint_distribution,
     label_mi,
     measure,
+    measure_codes,
     mutual_information,
     teacher_student_mi,
 )
@@ -284,3 +288,58 @@ def test_information_between_representations():
     assert label_mi(t, y) == pytest.approx(1.0, abs=1e-3)
     assert teacher_student_mi(t, s, n_clusters=2) == pytest.approx(1.0, abs=1e-3)
     assert teacher_student_mi(t, rng.normal(size=(600, 8))) < 0.05
+
+
+def width(m: Measurement, term: str) -> float:
+    low, high = m.intervals[term]
+    return high - low
+
+
+def test_bootstrap_intervals_cover_every_term_and_contain_the_estimate():
+    t, s, y = synthetic.features(synthetic.CASES["noisy_channels"], 800, noise=0.5, dim=64)
+    m = measure(t, s, y, bootstrap=40)
+    assert list(m.intervals) == list(INTERVAL_TERMS)
+    for term, (low, high) in m.intervals.items():
+        assert type(low) is float and type(high) is float
+        assert 0.0 <= low <= getattr(m, term) <= high, term
+    assert min(width(m, term) for term in ("red", "uni_t", "mi", "mi_t", "mi_s", "mi_ts")) > 0.02
+    plain = measure(t, s, y)
+    assert plain.intervals is None
+    assert {k: v for k, v in m.as_dict().items() if not k.endswith(("_low", "_high"))} == plain.as_dict()
+    assert m.as_dict()["red_low"] == m.intervals["red"][0] and m.as_dict()["mi_ts_high"] == m.intervals["mi_ts"][1]
+
+
+def test_bootstrap_intervals_shrink_with_n_and_are_deterministic():
+    case = synthetic.CASES["noisy_channels"]
+    small, large = (measure(*synthetic.features(case, n, noise=0.5, dim=64), bootstrap=30) for n in (400, 6400))
+    for term in ("red", "uni_t", "mi"):
+        assert width(large, term) < 0.5 * width(small, term), term  # 1/sqrt(16) = 0.25 expected
+    assert measure(*synthetic.features(case, 400, noise=0.5, dim=64), bootstrap=30) == small
+
+
+def test_bootstrap_width_matches_the_spread_across_data_sets():
+    """Codes that are the latent states themselves, 12 independent data sets of 2000 examples: the
+    intervals are as wide as the estimates really spread (4 standard deviations for a 95% interval)."""
+    case = synthetic.CASES["noisy_channels"]
+    measured = [measure_codes(*synthetic.sample_latents(case, 2000, np.random.default_rng(seed)), seed=seed, bootstrap=30)
+                for seed in range(12)]
+    for term in ("red", "uni_t", "mi"):
+        spread = 2 * 1.96 * np.std([getattr(m, term) for m in measured], ddof=1)
+        assert 0.6 < np.mean([width(m, term) for m in measured]) / spread < 1.6, term
+        assert abs(np.mean([getattr(m, term) for m in measured]) - getattr(case.truth, term)) < spread / 4
+
+
+def test_bootstrap_of_shuffled_labels_reaches_zero():
+    t, s, y = synthetic.features(synthetic.CASES["label_and_nuisance"], 500, noise=0.25, dim=64)
+    control = measure(t, s, y, control=True, bootstrap=30)
+    assert control.intervals["mi"][0] == 0.0 and control.intervals["mi"][1] < 0.05
+    assert control.intervals["mi_ts"][0] > 0.9  # shuffling labels leaves T and S as related as they were
+
+
+@pytest.mark.parametrize("bootstrap", [-1, 5, 2.5, True, "200"])
+def test_bad_bootstrap_counts_say_what_is_allowed(bootstrap):
+    rng = np.random.default_rng(0)
+    t, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    for call in (lambda: measure(t, t, y, bootstrap=bootstrap), lambda: measure_codes(y, y, y, bootstrap=bootstrap)):
+        with pytest.raises(ConfigError, match=r"bootstrap must be 0 \(no intervals\) or a whole number of resamples >= 20"):
+            call()
