@@ -1,14 +1,18 @@
-"""Ground-truth cases: their truths in closed form and against the oracle, and their features."""
+"""Ground-truth cases: their truths in closed form and against the oracle, their features, and the
+study of ``measure`` on them."""
 from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np
 import pytest
 from oracle import oracle_pid
 
-from pidkd import synthetic
+from pidkd import report, synthetic
 from pidkd.errors import ConfigError
+
+matplotlib.use("Agg")
 
 PARTS = synthetic.TERMS
 
@@ -79,3 +83,39 @@ def test_bad_feature_settings_say_what_is_wrong(arguments, message):
     with pytest.raises(ConfigError, match=message):
         synthetic.features(synthetic.CASES["noisy_channels"], **{"n": 10, **arguments})
 
+
+def test_unknown_case_lists_the_cases():
+    with pytest.raises(ConfigError, match="unknown case 'and'; valid names: label_and_nuisance, noisy_channels"):
+        synthetic.study(["and"], progress=False)
+
+
+def test_study_frame_and_what_subtracting_the_control_does():
+    frame = synthetic.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
+                            noises=(0.25,), repeats=2, dim=64, progress=False)
+    assert len(frame) == 2 * 2 * len(synthetic.ESTIMATORS) * len(PARTS)
+    assert list(frame.columns) == ["case", "mapping", "n", "noise", "repeat", "n_components", "n_clusters",
+                                   "estimator", "term", "estimate", "truth", "error"]
+    assert (frame["error"] == frame["estimate"] - frame["truth"]).all()
+    again = synthetic.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
+                            noises=(0.25,), repeats=2, dim=64, progress=False)
+    assert again.equals(frame)
+    worst = frame.assign(error=frame["error"].abs()).groupby(["n_clusters", "estimator", "repeat"])["error"].max()
+    worst = worst.groupby(["n_clusters", "estimator"]).mean()
+    # at 250 examples 20 clusters are biased, and the shuffled-label control overcorrects them
+    assert worst[20, "plug-in"] > 2 * worst[5, "plug-in"]
+    assert worst[20, "control-subtracted"] > 2 * worst[20, "plug-in"]
+
+
+def test_study_table_and_figure(tmp_path):
+    frame = synthetic.study(["xor", "ten_classes"], n_samples=(250, 1000), n_clusters=(5, 10), n_components=(10,),
+                            noises=(0.25,), repeats=1, dim=64, progress=False)
+    worst = report.worst_part_error(frame)
+    assert len(worst) == 2 * 2 * 2 * 2 and (worst["worst error"] >= 0).all()
+    table = report.measure_error_table(frame)
+    assert list(table.index) == [("ten_classes", 250), ("ten_classes", 1000), ("xor", 250), ("xor", 1000)]
+    assert list(table.columns) == [5, 10]
+    assert table.loc[("ten_classes", 1000), 5] > 0.5 > table.loc[("ten_classes", 1000), 10]  # ten classes, five clusters
+    both = report.measure_error_table(frame, rows=("case",), columns="estimator", estimator=None)
+    assert list(both.columns) == ["control-subtracted", "plug-in"]
+    paths = report.save_figure(report.measure_error_curves(frame), "measure_error", tmp_path)
+    assert all(p.stat().st_size > 0 for p in paths)
