@@ -287,7 +287,7 @@ def test_information_between_representations():
     t, s = label_features(y, rng), label_features(y, rng)
     assert label_mi(t, y) == pytest.approx(1.0, abs=1e-3)
     assert teacher_student_mi(t, s, n_clusters=2) == pytest.approx(1.0, abs=1e-3)
-    assert teacher_student_mi(t, rng.normal(size=(600, 8))) < 0.05
+    assert teacher_student_mi(t, rng.normal(size=(600, 8)), n_clusters=5) < 0.05  # plug-in bias about 16 / (2 n ln 2)
 
 
 def width(m: Measurement, term: str) -> float:
@@ -331,7 +331,7 @@ def test_bootstrap_width_matches_the_spread_across_data_sets():
 
 def test_bootstrap_of_shuffled_labels_reaches_zero():
     t, s, y = synthetic.features(synthetic.CASES["label_and_nuisance"], 500, noise=0.25, dim=64)
-    control = measure(t, s, y, control=True, bootstrap=30)
+    control = measure(t, s, y, n_clusters=5, control=True, bootstrap=30)  # 5 clusters hold its 4 and 2 states
     assert control.intervals["mi"][0] == 0.0 and control.intervals["mi"][1] < 0.05
     assert control.intervals["mi_ts"][0] > 0.9  # shuffling labels leaves T and S as related as they were
 
