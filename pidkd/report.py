@@ -122,17 +122,25 @@ def worst_part_error(study: pd.DataFrame) -> pd.DataFrame:
     return worst.rename("worst error").reset_index()
 
 
-def measure_error_curves(study: pd.DataFrame, hue: str = "n_clusters", title: str = "") -> plt.Figure:
+def measure_error_curves(
+    study: pd.DataFrame, hue: str = "n_clusters", estimator: str | None = "plug-in", title: str = ""
+) -> plt.Figure:
     """Worst-part error against the sample count, a panel per case and a line per ``hue`` value (mean
-    and spread over repeats and any other setting left in ``study``); the control-subtracted estimate dashed."""
+    and spread over repeats and any other setting left in ``study``) for ``estimator`` (None: both,
+    the control-subtracted one dashed); a dotted line at 0.1 bits."""
     worst = worst_part_error(study)
+    if estimator is not None:
+        worst = worst[worst["estimator"] == estimator]
     grid = sns.relplot(
-        data=worst, x="n", y="worst error", hue=hue, style="estimator", col="case", kind="line", marker="o",
-        errorbar="sd", palette="viridis", style_order=["plug-in", "control-subtracted"], col_wrap=min(5, worst["case"].nunique()),
-        height=2.8, aspect=0.95, facet_kws={"sharey": True},
+        data=worst, x="n", y="worst error", hue=hue, style="estimator" if estimator is None else None,
+        col="case", kind="line", marker="o", errorbar="sd", palette="viridis", col_wrap=min(5, worst["case"].nunique()),
+        height=2.8, aspect=0.95,
     )
-    grid.set(xscale="log").set_axis_labels("examples n", "worst error over parts (bits)").set_titles("{col_name}")
+    sizes = sorted(worst["n"].unique())
+    grid.set(xscale="log", xticks=sizes, xticklabels=[f"{n:,}" for n in sizes])
+    grid.set_axis_labels("examples n", "worst error over parts (bits)").set_titles("{col_name}")
     for ax in grid.axes.flat:
+        ax.minorticks_off()
         ax.axhline(0.1, color="gray", lw=0.8, ls=":")
     if title:
         grid.figure.suptitle(title, y=1.03)
@@ -140,7 +148,7 @@ def measure_error_curves(study: pd.DataFrame, hue: str = "n_clusters", title: st
 
 
 def measure_error_table(
-    study: pd.DataFrame, rows: tuple[str, ...] = ("case", "n"), columns: str = "n_clusters",
+    study: pd.DataFrame, rows: tuple[str, ...] = ("case", "n"), columns: str | list[str] = "n_clusters",
     estimator: str | None = "plug-in", decimals: int = 2,
 ) -> pd.DataFrame:
     """Mean worst-part error (bits) of ``estimator`` (None: both, e.g. as ``columns``), ``rows`` x
