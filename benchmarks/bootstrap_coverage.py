@@ -104,14 +104,16 @@ def main() -> None:
     widths = percentile.groupby([*setting, "policy"], sort=False)["width"].mean().unstack("policy")
     coverage = frame.groupby([*setting, "policy"], sort=False)[["covers_large_n", "covers_truth"]].mean()
     print(f"{args.datasets} data sets per setting; {args.resamples} resamples (fixed, kmeans), {args.full_resamples} "
-          f"(full); dim {DIM}; {N_COMPONENTS} PCA components; large_n: measure at n = {LARGE_N}; ideal_width: 2 x 1.96 x sd across data sets; "
+          f"(full); dim {DIM}; {N_COMPONENTS} PCA components; large_n: measure at n = {LARGE_N}; "
+          f"ideal_width: 2 x 1.96 x sd across data sets; "
           f"'{PIDKD}' is pidkd.pid.measure(..., bootstrap={args.resamples})\n")
     print("mean widths of the percentile intervals (and of pidkd's) beside the ideal\n")
     print(spread.join(widths.add_prefix("width ")).round(3).to_markdown())
     print("\nhow often the intervals cover the large-sample value and the truth\n")
     print(coverage.unstack("policy").round(2).to_markdown())
     print("\nmean over settings and terms\n")
-    overall = frame.groupby("policy", sort=False)[["covers_large_n", "covers_truth", "covers_estimate", "seconds_per_200"]]
+    overall = frame.groupby("policy", sort=False)[
+        ["covers_large_n", "covers_truth", "covers_estimate", "seconds_per_200"]]
     print(overall.mean().round(3).to_markdown())
 
 

@@ -203,7 +203,9 @@ def principal_components(x: Any, n_components: int = N_COMPONENTS, seed: int = 0
         return PCA(n_components=min(n_components, *x.shape), random_state=seed).fit_transform(x)
 
 
-def cluster_codes(z: np.ndarray, n_clusters: int = N_CLUSTERS, seed: int = 0, weights: np.ndarray | None = None) -> np.ndarray:
+def cluster_codes(
+    z: np.ndarray, n_clusters: int = N_CLUSTERS, seed: int = 0, weights: np.ndarray | None = None
+) -> np.ndarray:
     """The second step of ``discretize``: k-means codes of the rows of ``z`` (each counted ``weights``
     times, if given), with at most as many clusters as ``z`` has distinct rows."""
     from sklearn.cluster import KMeans
@@ -250,9 +252,9 @@ def measure(
     the estimator's bias at this sample size, the floor to read the real measurement against.
     ``bootstrap=B`` adds 95% intervals (see ``bootstrap_intervals``) from B resamples of the
     examples, k-means refitted on each: which groups the clusters merge varies from sample to
-    sample, and codes held fixed would hide that. PCA is kept: refitting it costs minutes at
-    10,000 x 1,000 and, on the ground-truth cases of pidkd.synthetic, widened no interval where
-    the clusters could hold the representation's states (benchmarks/bootstrap_coverage.py).
+    sample, and codes held fixed would hide that. PCA is kept: refitting it would add minutes at
+    10,000 x 1,000, and on the ground-truth cases of pidkd.synthetic it changed interval widths by
+    under a third except where the clusters were fewer than the states (benchmarks/bootstrap_coverage.py).
     """
     labels = _label_codes(y)
     n = len(labels)
@@ -323,6 +325,7 @@ def _plug_in(p: np.ndarray, n: int) -> Measurement:
 
 
 def _check_bootstrap(bootstrap: int) -> None:
+    """A ConfigError unless ``bootstrap`` is 0 or a whole number of at least MIN_RESAMPLES."""
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or (
         bootstrap != 0 and bootstrap < MIN_RESAMPLES
     ):
@@ -332,14 +335,18 @@ def _check_bootstrap(bootstrap: int) -> None:
         )
 
 
-def teacher_student_mi(t: Any, s: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0) -> float:
+def teacher_student_mi(
+    t: Any, s: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0
+) -> float:
     """I(T; S) in bits between discretized teacher and student features (what VID drives up)."""
     return mutual_information(
         joint_distribution(discretize(t, n_clusters, n_components, seed), discretize(s, n_clusters, n_components, seed))
     )
 
 
-def label_mi(x: Any, y: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0) -> float:
+def label_mi(
+    x: Any, y: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0
+) -> float:
     """I(Y; X) in bits between labels and discretized features, e.g. I(Y; T) or I(Y; S)."""
     labels = _label_codes(y)
     if len(x) != len(labels):

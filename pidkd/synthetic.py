@@ -95,7 +95,8 @@ def embed(
     if mapping == "mlp":
         weights, bias = population.normal(size=(n_states, _HIDDEN)) / SEPARATION, population.normal(size=_HIDDEN)
         hidden = np.tanh(codes @ weights + bias)
-        scale = SEPARATION / np.mean(np.linalg.norm(hidden[:, None] - hidden[None], axis=2)[~np.eye(n_states, dtype=bool)])
+        distances = np.linalg.norm(hidden[:, None] - hidden[None], axis=2)[~np.eye(n_states, dtype=bool)]
+        scale = SEPARATION / distances.mean()
         z = scale * np.tanh(z @ weights + bias)  # the states' codes as far apart on average as the linear map's
     return z @ basis + noise * rng.normal(size=(len(states), dim))
 

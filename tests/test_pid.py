@@ -321,8 +321,8 @@ def test_bootstrap_width_matches_the_spread_across_data_sets():
     """Codes that are the latent states themselves, 12 independent data sets of 2000 examples: the
     intervals are as wide as the estimates really spread (4 standard deviations for a 95% interval)."""
     case = synthetic.CASES["noisy_channels"]
-    measured = [measure_codes(*synthetic.sample_latents(case, 2000, np.random.default_rng(seed)), seed=seed, bootstrap=30)
-                for seed in range(12)]
+    samples = [synthetic.sample_latents(case, 2000, np.random.default_rng(seed)) for seed in range(12)]
+    measured = [measure_codes(*latents, seed=seed, bootstrap=30) for seed, latents in enumerate(samples)]
     for term in ("red", "uni_t", "mi"):
         spread = 2 * 1.96 * np.std([getattr(m, term) for m in measured], ddof=1)
         assert 0.6 < np.mean([width(m, term) for m in measured]) / spread < 1.6, term
@@ -340,6 +340,7 @@ def test_bootstrap_of_shuffled_labels_reaches_zero():
 def test_bad_bootstrap_counts_say_what_is_allowed(bootstrap):
     rng = np.random.default_rng(0)
     t, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    allowed = r"bootstrap must be 0 \(no intervals\) or a whole number of resamples >= 20, e.g. 200; got "
     for call in (lambda: measure(t, t, y, bootstrap=bootstrap), lambda: measure_codes(y, y, y, bootstrap=bootstrap)):
-        with pytest.raises(ConfigError, match=r"bootstrap must be 0 \(no intervals\) or a whole number of resamples >= 20"):
+        with pytest.raises(ConfigError, match=allowed):
             call()

@@ -137,7 +137,7 @@ def test_study_table_and_figure(tmp_path):
     table = report.measure_error_table(frame)
     assert list(table.index) == [("ten_classes", 250), ("ten_classes", 1000), ("xor", 250), ("xor", 1000)]
     assert list(table.columns) == [5, 10]
-    assert table.loc[("ten_classes", 1000), 5] > 0.5 > table.loc[("ten_classes", 1000), 10]  # ten classes, five clusters
+    assert table.loc[("ten_classes", 1000), 5] > 0.5 > table.loc[("ten_classes", 1000), 10]  # 10 classes, 5 clusters
     both = report.measure_error_table(frame, rows=("case",), columns="estimator", estimator=None)
     assert list(both.columns) == ["control-subtracted", "plug-in"]
     paths = report.save_figure(report.measure_error_curves(frame), "measure_error", tmp_path)
