@@ -113,6 +113,56 @@ def noise_curve(runs: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+# How far to trust the measure: pid.measure's error on ground-truth cases, from a
+# pidkd.synthetic.study frame (one row per setting, repeat, estimator and term).
+STUDY_SETTINGS = ["case", "mapping", "n", "noise", "n_components", "n_clusters", "estimator", "repeat"]
+
+
+def worst_part_error(study: pd.DataFrame) -> pd.DataFrame:
+    """The largest |error| (bits) over Red, Uni(T\\S), Uni(S\\T) and Syn, one row per setting and repeat:
+    every part of such a measurement is within that many bits of the truth."""
+    settings = [c for c in STUDY_SETTINGS if c in study.columns]
+    worst = study.assign(error=study["error"].abs()).groupby(settings, sort=False)["error"].max()
+    return worst.rename("worst error").reset_index()
+
+
+def measure_error_curves(
+    study: pd.DataFrame, hue: str = "n_clusters", estimator: str | None = "plug-in", title: str = ""
+) -> plt.Figure:
+    """Worst-part error against the sample count, a panel per case and a line per ``hue`` value (mean
+    and spread over repeats and any other setting left in ``study``) for ``estimator`` (None: both,
+    the control-subtracted one dashed); a dotted line at 0.1 bits."""
+    worst = worst_part_error(study)
+    if estimator is not None:
+        worst = worst[worst["estimator"] == estimator]
+    grid = sns.relplot(
+        data=worst, x="n", y="worst error", hue=hue, style="estimator" if estimator is None else None,
+        col="case", kind="line", marker="o", errorbar="sd", palette="viridis", col_wrap=min(5, worst["case"].nunique()),
+        height=2.8, aspect=0.95,
+    )
+    sizes = sorted(worst["n"].unique())
+    grid.set(xscale="log", xticks=sizes, xticklabels=[f"{n:,}" for n in sizes])
+    grid.set_axis_labels("examples n", "worst error over parts (bits)").set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.minorticks_off()
+        ax.axhline(0.1, color="gray", lw=0.8, ls=":")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def measure_error_table(
+    study: pd.DataFrame, rows: tuple[str, ...] = ("case", "n"), columns: str | list[str] = "n_clusters",
+    estimator: str | None = "plug-in", decimals: int = 2,
+) -> pd.DataFrame:
+    """Mean worst-part error (bits) of ``estimator`` (None: both, e.g. as ``columns``), ``rows`` x
+    ``columns``, averaged over repeats and any other setting left in ``study``."""
+    worst = worst_part_error(study)
+    if estimator is not None:
+        worst = worst[worst["estimator"] == estimator]
+    return worst.pivot_table(index=list(rows), columns=columns, values="worst error", aggfunc="mean").round(decimals)
+
+
 def save_figure(fig: plt.Figure, name: str, folder: Path) -> list[Path]:
     """Write ``fig`` as PNG and PDF under ``folder/figures``."""
     out = folder / "figures"

@@ -17,3 +17,14 @@ def test_epoch_time_reports_each_method_against_the_baseline():
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
     assert set(rows) == {"baseline", "rid"} and float(rows["baseline"][2]) == 1.0
     assert float(rows["rid"][0]) > 0 and float(rows["rid"][2]) > 0
+
+
+def test_measure_speed_times_measure_and_its_bootstrap():
+    args = ["--n", "200", "--dim", "64", "--resamples", "20", "--repeats", "1"]
+    done = subprocess.run([sys.executable, BENCHMARKS / "measure_speed.py", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "n 200, dim 64, 10 clusters, 10 components" in lines[0]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
+    assert set(rows) == {"measure", "bootstrap=20"}
+    assert float(rows["measure"][0]) > 0 and rows["bootstrap=20"][1] == "30"

@@ -1,4 +1,4 @@
-"""The PID engine against SPEC.md's reference table and an independent exponential-cone oracle,
+"""The PID engine against the canonical examples' reference table and an independent exponential-cone oracle,
 its identities and error messages, and ``measure`` on representations with known content."""
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from oracle import oracle_pid
 
+from pidkd import synthetic
+from pidkd.errors import ConfigError
 from pidkd.pid import (
+    AND_RED,
+    CANONICAL,
+    INTERVAL_TERMS,
     PID,
     Measurement,
     broja_pid,
@@ -20,12 +25,12 @@ from pidkd.pid import (
     joint_distribution,
     label_mi,
     measure,
+    measure_codes,
     mutual_information,
     teacher_student_mi,
 )
 
 PARTS = ("red", "uni_t", "uni_s", "syn")
-AND_RED = 1.5 - 0.75 * math.log2(3)  # I(Y; X1) for Y = X1 and X2: 0.311 bits
 
 
 def gate(f, n_y: int = 2) -> np.ndarray:
@@ -43,15 +48,6 @@ def rdn() -> np.ndarray:
     return p
 
 
-CANONICAL = {
-    "XOR": (gate(lambda a, b: a ^ b), (0, 0, 0, 1)),
-    "AND": (gate(lambda a, b: a & b), (AND_RED, 0, 0, 0.5)),
-    "RDN": (rdn(), (1, 0, 0, 0)),
-    "UNQ": (gate(lambda a, b: a), (0, 1, 0, 0)),
-    "COPY": (gate(lambda a, b: 2 * a + b, n_y=4), (0, 1, 1, 0)),
-}
-
-
 def random_distribution(rng: np.random.Generator, shape: tuple[int, int, int], alpha: float, zeros: float = 0.0):
     p = rng.dirichlet(np.full(math.prod(shape), alpha)) * (rng.random(math.prod(shape)) >= zeros)
     return (p / p.sum()).reshape(shape)
@@ -66,16 +62,16 @@ def assert_identities(pid: PID) -> None:
 
 @pytest.mark.parametrize("name", CANONICAL)
 def test_reference_table(name):
-    p, expected = CANONICAL[name]
-    pid = broja_pid(p)
-    assert [getattr(pid, part) for part in PARTS] == pytest.approx(expected, abs=1e-6)
+    case = CANONICAL[name]
+    pid = broja_pid(case.p)
+    assert [getattr(pid, part) for part in PARTS] == pytest.approx(list(case.parts.values()), abs=1e-6)
     assert_identities(pid)
 
 
 @pytest.mark.parametrize("name", CANONICAL)
 def test_oracle_reproduces_reference_table(name):
-    p, expected = CANONICAL[name]
-    assert list(oracle_pid(p).values()) == pytest.approx(expected, abs=1e-5)
+    case = CANONICAL[name]
+    assert list(oracle_pid(case.p).values()) == pytest.approx(list(case.parts.values()), abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -291,4 +287,60 @@ def test_information_between_representations():
     t, s = label_features(y, rng), label_features(y, rng)
     assert label_mi(t, y) == pytest.approx(1.0, abs=1e-3)
     assert teacher_student_mi(t, s, n_clusters=2) == pytest.approx(1.0, abs=1e-3)
-    assert teacher_student_mi(t, rng.normal(size=(600, 8))) < 0.05
+    assert teacher_student_mi(t, rng.normal(size=(600, 8)), n_clusters=5) < 0.05  # plug-in bias about 16 / (2 n ln 2)
+
+
+def width(m: Measurement, term: str) -> float:
+    low, high = m.intervals[term]
+    return high - low
+
+
+def test_bootstrap_intervals_cover_every_term_and_contain_the_estimate():
+    t, s, y = synthetic.features(synthetic.CASES["noisy_channels"], 800, noise=0.5, dim=64)
+    m = measure(t, s, y, bootstrap=40)
+    assert list(m.intervals) == list(INTERVAL_TERMS)
+    for term, (low, high) in m.intervals.items():
+        assert type(low) is float and type(high) is float
+        assert 0.0 <= low <= getattr(m, term) <= high, term
+    assert min(width(m, term) for term in ("red", "uni_t", "mi", "mi_t", "mi_s", "mi_ts")) > 0.02
+    plain = measure(t, s, y)
+    assert plain.intervals is None
+    assert {k: v for k, v in m.as_dict().items() if not k.endswith(("_low", "_high"))} == plain.as_dict()
+    assert m.as_dict()["red_low"] == m.intervals["red"][0] and m.as_dict()["mi_ts_high"] == m.intervals["mi_ts"][1]
+
+
+def test_bootstrap_intervals_shrink_with_n_and_are_deterministic():
+    case = synthetic.CASES["noisy_channels"]
+    small, large = (measure(*synthetic.features(case, n, noise=0.5, dim=64), bootstrap=30) for n in (400, 6400))
+    for term in ("red", "uni_t", "mi"):
+        assert width(large, term) < 0.5 * width(small, term), term  # 1/sqrt(16) = 0.25 expected
+    assert measure(*synthetic.features(case, 400, noise=0.5, dim=64), bootstrap=30) == small
+
+
+def test_bootstrap_width_matches_the_spread_across_data_sets():
+    """Codes that are the latent states themselves, 12 independent data sets of 2000 examples: the
+    intervals are as wide as the estimates really spread (4 standard deviations for a 95% interval)."""
+    case = synthetic.CASES["noisy_channels"]
+    samples = [synthetic.sample_latents(case, 2000, np.random.default_rng(seed)) for seed in range(12)]
+    measured = [measure_codes(*latents, seed=seed, bootstrap=30) for seed, latents in enumerate(samples)]
+    for term in ("red", "uni_t", "mi"):
+        spread = 2 * 1.96 * np.std([getattr(m, term) for m in measured], ddof=1)
+        assert 0.6 < np.mean([width(m, term) for m in measured]) / spread < 1.6, term
+        assert abs(np.mean([getattr(m, term) for m in measured]) - getattr(case.truth, term)) < spread / 4
+
+
+def test_bootstrap_of_shuffled_labels_reaches_zero():
+    t, s, y = synthetic.features(synthetic.CASES["label_and_nuisance"], 500, noise=0.25, dim=64)
+    control = measure(t, s, y, n_clusters=5, control=True, bootstrap=30)  # 5 clusters hold its 4 and 2 states
+    assert control.intervals["mi"][0] == 0.0 and control.intervals["mi"][1] < 0.05
+    assert control.intervals["mi_ts"][0] > 0.9  # shuffling labels leaves T and S as related as they were
+
+
+@pytest.mark.parametrize("bootstrap", [-1, 5, 2.5, True, "200"])
+def test_bad_bootstrap_counts_say_what_is_allowed(bootstrap):
+    rng = np.random.default_rng(0)
+    t, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    allowed = r"bootstrap must be 0 \(no intervals\) or a whole number of resamples >= 20, e.g. 200; got "
+    for call in (lambda: measure(t, t, y, bootstrap=bootstrap), lambda: measure_codes(y, y, y, bootstrap=bootstrap)):
+        with pytest.raises(ConfigError, match=allowed):
+            call()
