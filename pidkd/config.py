@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, model_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
 from .data import DATASETS
 from .errors import ConfigError, check_name
 from .methods import KD, METHODS, RID, TED, VID, Baseline
+from .pid import N_CLUSTERS, N_COMPONENTS
 from .schema import Schema, validate
 from .teachers import KINDS, Noise
 from .train import Recipe
@@ -184,14 +185,16 @@ class Teachers(Schema):
 class PIDSettings(Schema):
     """How runs' representations are measured: the distilled ``layers`` saved and measured (-1 the
     last), stored as ``dtype``, discretised into ``n_clusters`` k-means clusters of ``n_components``
-    PCA components. pid.csv is in bits; ``units`` is how figures and tables show it (the authors
-    plotted nats)."""
+    PCA components (the defaults of :func:`pidkd.pid.measure`, backed by notebook 2); at the last
+    PID epoch, ``bootstrap`` resamples of the test examples give each term a 95% interval (0: none).
+    pid.csv is in bits; ``units`` is how figures and tables show it (the authors plotted nats)."""
 
-    n_clusters: PositiveInt = 5
-    n_components: PositiveInt = 5
+    n_clusters: PositiveInt = N_CLUSTERS
+    n_components: PositiveInt = N_COMPONENTS
     layers: tuple[int, ...] = (-1,)
     dtype: Literal["float32", "float16"] = "float32"
     units: Literal["bits", "nats"] = "bits"
+    bootstrap: NonNegativeInt = 0
 
 
 class NoiseSweep(Schema):

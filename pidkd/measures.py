@@ -32,8 +32,8 @@ def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: 
     if against is None:
         raise ConfigError(f"run {config.key} ({config.method}) has no teacher: say which to measure it against")
     fields = [f.name for f in dataclasses.fields(pid.Measurement)]
-    measured = dict(layers=list(settings.layers), n_clusters=settings.n_clusters, n_components=settings.n_components,
-                    seed=seed, fields=fields, teacher=against.as_dict())
+    measured = dict(settings.model_dump(include={"layers", "n_clusters", "n_components", "bootstrap"}), seed=seed,
+                    fields=fields, teacher=against.as_dict())
     cache = result.directory / f"pid-{hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:8]}.csv"
     if cache.exists():
         return pd.read_csv(cache, dtype={"key": str})  # keys are hex: keep leading zeros
@@ -50,7 +50,8 @@ def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: 
                                   f"{list(config.pid_layers)}; measure those, or rerun it with that layer in pid.layers")
             codes_s = pid.discretize(student, settings.n_clusters, settings.n_components, seed)
             for control in (False, True):
-                m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control)
+                bootstrap = settings.bootstrap if epoch == config.pid_epochs[-1] and not control else 0
+                m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control, bootstrap=bootstrap)
                 rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})
     frame = label_rows(config, pd.DataFrame(rows), teacher=against)
     write_atomic(cache, frame.to_csv(index=False))

@@ -81,3 +81,11 @@ def test_a_baseline_is_measured_against_each_teacher_asked_for(runs, results):
     assert (trained["mi_t"].values != untrained["mi_t"].values).any()  # different teachers, different I(Y;T)
     with pytest.raises(ConfigError, match="has no teacher: say which"):
         measures.measure_run(next(r for r in runs if r.config.method == "baseline"))
+
+
+def test_the_last_pid_epoch_gets_bootstrap_intervals_when_asked(runs):
+    vid = next(r for r in runs if r.config.method == "vid")
+    table = measures.measure_run(vid, PIDSettings(layers=(-1,), bootstrap=40))
+    real = table[~table["control"]].set_index("epoch")
+    assert real.loc[2, "red_low"] <= real.loc[2, "red"] <= real.loc[2, "red_high"]
+    assert real.loc[1, ["red_low", "red_high"]].isna().all() and table[table["control"]]["red_low"].isna().all()

@@ -96,6 +96,7 @@ def test_prototype_cifar100_is_augmented_251_epochs_at_an_effective_001(capsys):
         "sgd", 0.01, [60, 120, 160], 251)
     assert vid["pid_epochs"] == [50, 100, 150, 200, 250]
     assert Profile.load("paper-prototype").pid == PIDSettings(n_clusters=10, n_components=5, layers=(-1,), dtype="float16", units="nats")
+    assert Profile.load("paper").pid.n_components == 10  # notebook 2's recommendation for ten classes
 
 
 def test_paper_measures_pid_when_the_authors_did(capsys):
