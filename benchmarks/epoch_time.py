@@ -89,7 +89,7 @@ def main() -> None:
         cuda = device.type == "cuda"
         train, test = cifar_shaped(args.n or (50_000 if cuda else 1_024), args.test_n or (10_000 if cuda else 256))
     else:
-        train, test = load_dataset("mnist1d", train=True), load_dataset("mnist1d", train=False)
+        train, test = load_dataset("mnist1d", split="train"), load_dataset("mnist1d", split="test")
     torch.manual_seed(1)
     teacher = Teacher(build_model(teacher_model, 10, train.tensors[0].shape[1]), "trained").to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device} ({torch.get_num_threads()} threads)"

@@ -304,13 +304,13 @@ class Run:
 
 def test_set(dataset: str) -> torch.utils.data.Dataset:
     """The held-out split of ``dataset``: accuracy and PID measures are taken on it."""
-    return _load(dataset, train=False)
+    return _load(dataset, "test")
 
 
-def _load(dataset: str, train: bool, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
+def _load(dataset: str, split: str, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
     """A split of ``dataset`` from :func:`data_root`; subsets are fixed across seeds."""
     return data.load_dataset(
-        dataset, train=train, root=data_root(), samples_per_class=samples_per_class, augment=augment, seed=0
+        dataset, split=split, root=data_root(), samples_per_class=samples_per_class, augment=augment, seed=0
     )
 
 
@@ -350,7 +350,7 @@ def make_teacher(
     else:
         network = _network(config.model, dataset, config.seed, config.options)
         if config.reestimate_bn:
-            inputs = (x for x, _ in data.batches(_load(dataset, train=True), 256, shuffle=False))
+            inputs = (x for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
             reestimate_batchnorm(network, inputs)
     return Teacher(network, config.kind, config.noise)
 
@@ -374,7 +374,7 @@ def run(
     teacher = None
     if config.teacher is not None:
         teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress, speed=speed)
-    train = _load(config.dataset, True, config.samples_per_class, config.augment)
+    train = _load(config.dataset, "train", config.samples_per_class, config.augment)
     test = test_set(config.dataset)
     student = _network(config.model, config.dataset, config.seed, config.options)
     method = build_method(
