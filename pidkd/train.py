@@ -241,8 +241,12 @@ def fit(
     progress: bool = True,
     after_epoch: Callable[[int, nn.Module], None] | None = None,
     speed: Speed = Speed(),
+    validation_set: Dataset | None = None,
 ) -> list[dict]:
     """Train ``student`` with ``method`` for ``epochs`` and return one metrics row per epoch.
+
+    Each row has the accuracy on ``test_set`` (``test_acc``) and, with a ``validation_set``, on
+    it (``val_acc``): settings are chosen on the validation split, never on the test split.
 
     ``after_epoch(epoch, student)`` runs after each epoch (1-based) and before its checkpoint,
     e.g. to save representations for PID measures.
@@ -317,16 +321,11 @@ def fit(
             _step(loss, optimizer, phases.parameters(phase), recipe, precision)
             total += loss.item() * len(y)
             count += len(y)
-        metrics.append(
-            {
-                "epoch": epoch + 1,
-                "phase": phase,
-                "lr": lr,
-                "train_loss": total / count,
-                "test_acc": evaluate(student, test_set, device, speed.workers),
-                "seconds": time.perf_counter() - began,
-            }
-        )
+        row = {"epoch": epoch + 1, "phase": phase, "lr": lr, "train_loss": total / count}
+        if validation_set is not None:
+            row["val_acc"] = evaluate(student, validation_set, device, speed.workers)
+        row["test_acc"] = evaluate(student, test_set, device, speed.workers)
+        metrics.append({**row, "seconds": time.perf_counter() - began})
         if after_epoch is not None:
             after_epoch(epoch + 1, student)
         if checkpoint is not None:

@@ -67,6 +67,20 @@ def test_metrics_per_epoch_and_learning(digits_small, student):
     assert rows[-1]["test_acc"] > 0.3  # ten classes: chance is 0.1
 
 
+def test_validation_accuracy_is_measured_without_changing_the_training(digits_small):
+    train, test = digits_small
+    runs = []
+    for validation in (None, test):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        rows = fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=2, seed=0, device="cpu",
+                   progress=False, validation_set=validation)
+        runs.append(_without_seconds(rows))
+    assert "val_acc" not in runs[0][0]
+    assert [r["val_acc"] for r in runs[1]] == [r["test_acc"] for r in runs[1]]
+    assert [{k: v for k, v in r.items() if k != "val_acc"} for r in runs[1]] == runs[0]
+
+
 def test_same_seed_gives_identical_metrics(digits_small):
     train, test = digits_small
     runs = []
