@@ -3,15 +3,17 @@ epoch, and the ratio of each method's epoch to the baseline's, measured in the s
 
     python benchmarks/epoch_time.py                      # CIFAR-shaped WRN-40-2 -> WRN-16-1
     python benchmarks/epoch_time.py --compile            # with torch.compile
-    python benchmarks/epoch_time.py --shape mnist1d      # the embedded nets, against their floor
+    python benchmarks/epoch_time.py --shape mnist1d      # the embedded nets and data, against their floor
 
 Random tensors of the dataset's shape stand in for the data (CIFAR-10's 50,000 training and
 10,000 test images by default on CUDA, fewer on a CPU); CIFAR-shaped batches are augmented on
 the device with random crops and flips, so the teacher runs on every batch, as in the paper
 profile. Each method trains ``--epochs`` epochs (RID and TED: one round, its first epoch the
 filter phase); the first epoch warms up (cuDNN autotuning, compilation) and is not counted.
-An epoch includes the test pass. ``--shape mnist1d`` adds the floor of issue 4: a baseline
-epoch plus one inference pass of the teacher over the training set.
+An epoch includes the test pass. ``--shape mnist1d`` trains the embedded profile's 1-D WRNs on
+its 100 MNIST-1D examples a class and tests on MNIST-1D's 2,000 test examples, and adds the
+floor of issue 4: a baseline epoch plus one inference pass of the teacher over the training set.
+(``benchmarks/run_time.py`` times whole embedded runs and where their time goes.)
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from pidkd.models import build_model
 from pidkd.teachers import Teacher
 from pidkd.train import PRECISIONS, Precision, Recipe, Speed, fit, resolve_device
 
-SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1"), "mnist1d": ("cnn1d-teacher", "cnn1d-student")}
+SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1", {}), "mnist1d": ("wrn1d-16-2", "wrn1d-10-1", {"block": "post"})}
+"""Teacher, student and their model options for each shape."""
 CIFAR_EPOCH = 50_000 + 10_000
 """Images in one CIFAR-10 epoch: the training set, then the test pass."""
 
@@ -42,11 +45,12 @@ def cifar_shaped(n_train: int, n_test: int) -> tuple[AugmentedTensors, TensorDat
     return train, TensorDataset(images[n_train:], labels[n_train:])
 
 
-def epoch_seconds(method_name: str, teacher: Teacher, student_model: str, train, test, device, epochs: int, speed: Speed) -> float:
+def epoch_seconds(method_name: str, teacher: Teacher, student_model: str, options: dict, train, test, device,
+                  epochs: int, speed: Speed) -> float:
     """Median wall seconds of the epochs after the first."""
     num_classes, in_channels = 10, train.tensors[0].shape[1]
     torch.manual_seed(0)
-    student = build_model(student_model, num_classes, in_channels)
+    student = build_model(student_model, num_classes, in_channels, **options)
     params = {"rounds": 1, "filter_fraction": 1 / epochs} if method_name in ("rid", "ted") else {}
     method = build_method(method_name, student_channels=student.feature_channels,
                           teacher_channels=teacher.feature_channels, num_classes=num_classes, **params)
@@ -84,21 +88,23 @@ def main() -> None:
     device = resolve_device(args.device)
     speed = Speed(precision=args.precision, channels_last=False if args.no_channels_last else None,
                   compile=args.compile, workers=0)
-    teacher_model, student_model = SHAPES[args.shape]
+    teacher_model, student_model, options = SHAPES[args.shape]
     if args.shape == "cifar":
         cuda = device.type == "cuda"
         train, test = cifar_shaped(args.n or (50_000 if cuda else 1_024), args.test_n or (10_000 if cuda else 256))
     else:
-        train, test = load_dataset("mnist1d", train=True), load_dataset("mnist1d", train=False)
+        train = load_dataset("mnist1d", split="train", samples_per_class=100, validation_per_class=100)
+        test = load_dataset("mnist1d", split="test")
     torch.manual_seed(1)
-    teacher = Teacher(build_model(teacher_model, 10, train.tensors[0].shape[1]), "trained").to(device)
+    teacher = Teacher(build_model(teacher_model, 10, train.tensors[0].shape[1], **options), "trained").to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device} ({torch.get_num_threads()} threads)"
     print(f"{teacher_model} -> {student_model} on {name}: {len(train)} training and {len(test)} test images, "
           f"{args.epochs} epochs (first not counted), precision {Precision(device, speed.precision).dtype or torch.float32}, "
           f"layout {str(speed.layout(device, test[0][0])).removeprefix('torch.')}, compile={speed.compile}")
 
     methods = ["baseline", *[m for m in args.methods if m != "baseline"]]
-    seconds = {m: epoch_seconds(m, teacher, student_model, train, test, device, args.epochs, speed) for m in methods}
+    seconds = {m: epoch_seconds(m, teacher, student_model, options, train, test, device, args.epochs, speed)
+               for m in methods}
     floor = seconds["baseline"] + teacher_pass_seconds(teacher, train, device) if args.shape == "mnist1d" else None
     header = f"{'method':>9} {'s/epoch':>9} {'images/s':>9} {'x baseline':>10}"
     header += f" {'x floor':>8}" if floor else f" {'s/CIFAR-10 epoch':>17}"

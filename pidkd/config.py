@@ -63,7 +63,8 @@ class TeacherConfig:
 class Config:
     """Everything that determines a run's numbers; its hash is the run's key.
 
-    At each of ``pid_epochs`` the test-set features of the ``pid_layers`` (indices into the
+    ``validation_per_class`` training examples of each class are held out as the validation split
+    (``val_acc``), on which settings are chosen. At each of ``pid_epochs`` the test-set features of the ``pid_layers`` (indices into the
     distilled layers, -1 the last; empty for all) are saved as ``pid_dtype`` for PID measures.
     """
 
@@ -78,7 +79,9 @@ class Config:
     teacher: TeacherConfig | None = None
     options: Items = ()
     samples_per_class: int | None = None
+    validation_per_class: int = 0
     augment: bool = False
+    evaluate_every: int = 1
     pid_epochs: tuple[int, ...] = ()
     pid_layers: tuple[int, ...] = ()
     pid_dtype: str = "float32"
@@ -125,19 +128,23 @@ class TeacherTraining(Schema):
     seed: int = 0
     epochs: PositiveInt | None = None
     recipe: Recipe = Recipe()
+    evaluate_every: PositiveInt = 1
 
 
 class StudentTraining(Schema):
     """How students are trained. ``distillation`` holds the recipe fields that differ for the
     methods with a teacher, ``method_recipes`` those that differ for one method; ``pid_epochs``
     are the (1-based) epochs whose test-set representations are saved for PID measures (those
-    beyond ``epochs``, e.g. after shortening a run by an override, are left out)."""
+    beyond ``epochs``, e.g. after shortening a run by an override, are left out); accuracy is
+    measured every ``evaluate_every`` epochs and after the last (evaluation can cost as much as an
+    epoch of training on small data)."""
 
     epochs: PositiveInt | None = None
     recipe: Recipe = Recipe()
     distillation: Recipe = Recipe()
     method_recipes: dict[MethodName, Recipe] = {}
     pid_epochs: tuple[PositiveInt, ...] = ()
+    evaluate_every: PositiveInt = 1
 
 
 class Methods(Schema):
@@ -159,6 +166,7 @@ class Dataset(Schema):
     teacher_options: dict[str, Any] = {}
     student_options: dict[str, Any] = {}
     samples_per_class: PositiveInt | None = None
+    validation_per_class: NonNegativeInt = 0
     augment: bool = False
     teacher_training: TeacherTraining = TeacherTraining()
     student_training: StudentTraining = StudentTraining()
@@ -371,7 +379,9 @@ class Profile:
             recipe=training.recipe,
             options=_items(entry.teacher_options),
             samples_per_class=entry.samples_per_class,
+            validation_per_class=entry.validation_per_class,
             augment=entry.augment,
+            evaluate_every=training.evaluate_every,
         )
 
     def teacher(self, dataset: str, kind: str, seed: int | None = None) -> TeacherConfig:
@@ -419,7 +429,9 @@ class Profile:
             teacher=self.teacher(dataset, teacher) if cls.needs_teacher else None,
             options=_items(entry.student_options),
             samples_per_class=entry.samples_per_class,
+            validation_per_class=entry.validation_per_class,
             augment=entry.augment,
+            evaluate_every=training.evaluate_every,
             pid_epochs=tuple(e for e in training.pid_epochs if e <= training.epochs),
             pid_layers=self.spec.pid.layers,
             pid_dtype=self.spec.pid.dtype,

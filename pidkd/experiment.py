@@ -37,14 +37,14 @@ def is_finished(config: Config, root: str | Path | None = None) -> bool:
 
 def test_set(dataset: str) -> torch.utils.data.Dataset:
     """The held-out split of ``dataset``: accuracy and PID measures are taken on it."""
-    return _load(dataset, train=False)
+    return _load(dataset, "test")
 
 
-def _load(dataset: str, train: bool, samples_per_class: int | None = None, augment: bool = False) -> torch.utils.data.Dataset:
+def _load(dataset: str, split: str, samples_per_class: int | None = None, validation_per_class: int = 0,
+          augment: bool = False) -> torch.utils.data.Dataset:
     """A split of ``dataset`` from the data folder; subsets are fixed across seeds."""
-    return data.load_dataset(
-        dataset, train=train, root=data_root(), samples_per_class=samples_per_class, augment=augment, seed=0
-    )
+    return data.load_dataset(dataset, split=split, root=data_root(), samples_per_class=samples_per_class,
+                             validation_per_class=validation_per_class, augment=augment, seed=0)
 
 
 def _network(model: str, dataset: str, seed: int, options: Items) -> torch.nn.Module:
@@ -78,7 +78,7 @@ def make_teacher(
     else:
         network = _network(config.model, dataset, config.seed, config.options)
         if config.reestimate_bn:
-            inputs = (x for x, _ in data.batches(_load(dataset, train=True), 256, shuffle=False))
+            inputs = (x for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
             reestimate_batchnorm(network, inputs)
     return Teacher(network, config.kind, config.noise)
 
@@ -100,7 +100,9 @@ def run(
     teacher = None
     if config.teacher is not None:
         teacher = make_teacher(config.teacher, config.dataset, root=root, device=device, progress=progress, speed=speed)
-    train = _load(config.dataset, True, config.samples_per_class, config.augment)
+    train = _load(config.dataset, "train", config.samples_per_class, config.validation_per_class, config.augment)
+    validation = _load(config.dataset, "validation", validation_per_class=config.validation_per_class) \
+        if config.validation_per_class else None
     test = test_set(config.dataset)
     student = _network(config.model, config.dataset, config.seed, config.options)
     method = build_method(
@@ -138,6 +140,8 @@ def run(
             progress=progress,
             after_epoch=save_representations,
             speed=speed,
+            validation_set=validation,
+            evaluate_every=config.evaluate_every,
         )
     except BaseException:
         if fresh and not (directory / "checkpoint.pt").exists():  # nothing to resume from

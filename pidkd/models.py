@@ -1,5 +1,5 @@
-"""The networks: wide residual networks for CIFAR, small CNNs for the embedded datasets, and
-torchvision ResNets for CUB-200.
+"""The networks: wide residual networks (2-D for CIFAR, 1-D for MNIST-1D), small CNNs for the
+embedded datasets, and torchvision ResNets for CUB-200.
 
 Every model's ``forward(x)`` returns ``(logits, features)``, where ``features`` is the list of
 the outputs of its stages (the representations that are distilled and measured), and every
@@ -47,9 +47,15 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """A bias-free 3x3 convolution that keeps the spatial size at stride 1."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d}
+NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+"""Convolution and BatchNorm by the number of spatial dimensions."""
+
+
+def conv3(in_channels: int, out_channels: int, stride: int = 1, dim: int = 2) -> nn.Module:
+    """A bias-free convolution with 3 taps along each of ``dim`` axes (3x3 in 2-D) that keeps the
+    spatial size at stride 1."""
+    return CONV[dim](in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
 # --------------------------------------------------------------------------- wide ResNets
@@ -62,16 +68,16 @@ class PreActBlock(nn.Module):
     to the activated input BN-ReLU(x); otherwise it is x itself.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float, dim: int = 2) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn1 = NORM[dim](in_channels)
+        self.conv1 = conv3(in_channels, out_channels, stride, dim)
+        self.bn2 = NORM[dim](out_channels)
+        self.conv2 = conv3(out_channels, out_channels, dim=dim)
         self.dropout = nn.Dropout(dropout)
         self.shortcut = None
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+            self.shortcut = CONV[dim](in_channels, out_channels, 1, stride=stride, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         act = F.relu(self.bn1(x))
@@ -87,18 +93,18 @@ class PostActBlock(nn.Module):
     BatchNorm when the shape changes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float, dim: int = 2) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = conv3x3(out_channels, out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv1 = conv3(in_channels, out_channels, stride, dim)
+        self.bn1 = NORM[dim](out_channels)
+        self.conv2 = conv3(out_channels, out_channels, dim=dim)
+        self.bn2 = NORM[dim](out_channels)
         self.dropout = nn.Dropout(dropout)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
+                CONV[dim](in_channels, out_channels, 1, stride=stride, bias=False),
+                NORM[dim](out_channels),
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -108,13 +114,16 @@ class PostActBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """WRN-depth-widen (Zagoruyko & Komodakis, 2016) for 32x32 inputs.
+    """WRN-depth-widen (Zagoruyko & Komodakis, 2016), for images (``dim=2``, 32x32 in CIFAR) or
+    signals (``dim=1``, MNIST-1D's 40 samples).
 
-    A 3x3 stem to 16 channels, three groups of (depth - 4) / 6 basic blocks with 16k, 32k, 64k
+    A 3-tap stem to 16 channels, three groups of (depth - 4) / 6 basic blocks with 16k, 32k, 64k
     channels at strides 1, 2, 2, then (for pre-activation blocks) BN-ReLU, global average
-    pooling and a linear classifier. The features are the outputs of the three groups as the
-    original WRN code returns them: for pre-activation blocks that is the residual sum before
-    the next block's BN-ReLU; for post-activation blocks it is after the block's final ReLU.
+    pooling and a linear classifier. In 1-D every 3x3 convolution has 3 taps and every 1x1 one
+    tap, so a 1-D WRN is the 2-D one with one spatial axis fewer. The features are the outputs
+    of the three groups as the original WRN code returns them: for pre-activation blocks that is
+    the residual sum before the next block's BN-ReLU; for post-activation blocks it is after the
+    block's final ReLU.
     """
 
     def __init__(
@@ -125,6 +134,7 @@ class WideResNet(nn.Module):
         in_channels: int = 3,
         dropout: float = 0.0,
         block: str = "preact",
+        dim: int = 2,
     ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6 != 0:
@@ -136,25 +146,26 @@ class WideResNet(nn.Module):
         check_name("WRN block", block, WRN_BLOCKS)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout {dropout} is invalid: it must be in [0, 1)")
+        if dim not in CONV:
+            raise ConfigError(f"WRN dimension {dim} is invalid: it must be 1 or 2")
         blocks_per_group = (depth - 4) // 6
         widths = (16 * widen, 32 * widen, 64 * widen)
         block_cls = PreActBlock if block == "preact" else PostActBlock
+        norm = NORM[dim]
 
-        self.stem = conv3x3(in_channels, 16)
-        self.stem_act = nn.Identity() if block == "preact" else nn.Sequential(nn.BatchNorm2d(16), nn.ReLU())
+        self.stem = conv3(in_channels, 16, dim=dim)
+        self.stem_act = nn.Identity() if block == "preact" else nn.Sequential(norm(16), nn.ReLU())
         groups = []
         channels = 16
         for width, stride in zip(widths, (1, 2, 2)):
             layers = [
-                block_cls(channels if i == 0 else width, width, stride if i == 0 else 1, dropout)
+                block_cls(channels if i == 0 else width, width, stride if i == 0 else 1, dropout, dim)
                 for i in range(blocks_per_group)
             ]
             groups.append(nn.Sequential(*layers))
             channels = width
         self.groups = nn.ModuleList(groups)
-        self.head_act = (
-            nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU()) if block == "preact" else nn.Identity()
-        )
+        self.head_act = nn.Sequential(norm(channels), nn.ReLU()) if block == "preact" else nn.Identity()
         self.fc = nn.Linear(channels, num_classes)
         self.feature_channels: tuple[int, ...] = widths
         init_weights(self)
@@ -165,7 +176,7 @@ class WideResNet(nn.Module):
         for group in self.groups:
             out = group(out)
             features.append(out)
-        out = self.head_act(out).mean(dim=(2, 3))
+        out = self.head_act(out).flatten(2).mean(dim=2)
         return self.fc(out), features
 
 
@@ -190,7 +201,7 @@ class SmallCNN(nn.Module):
         channels = tuple(channels)
         if len(channels) != 3 or not all(isinstance(c, int) and c > 0 for c in channels):
             raise ConfigError(f"channels {channels} is invalid: give three positive integers")
-        conv, bn = (nn.Conv1d, nn.BatchNorm1d) if dim == 1 else (nn.Conv2d, nn.BatchNorm2d)
+        conv, bn = CONV[dim], NORM[dim]
         kernel = 5 if dim == 1 else 3
         stages = []
         previous = in_channels
@@ -293,7 +304,8 @@ def build_resnet(
 
 # --------------------------------------------------------------------------- the registry
 
-WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
+WRN_NAME = re.compile(r"wrn(1d)?-(\d+)-(\d+)")
+"""``wrn-<depth>-<widen>`` for images, ``wrn1d-<depth>-<widen>`` for signals."""
 MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "wrn": ("block", "dropout"),
     "cnn": ("channels",),
@@ -303,21 +315,23 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
 
 
 def model_names() -> list[str]:
-    """The registered model names; ``wrn-<depth>-<widen>`` stands for every WRN."""
+    """The registered model names; ``wrn-<depth>-<widen>`` stands for every 2-D WRN and
+    ``wrn1d-<depth>-<widen>`` for every 1-D one."""
     cnns = [f"cnn{d}{preset}" for d in ("1d", "2d") for preset in ("", *(f"-{p}" for p in CNN_PRESETS))]
-    return ["wrn-<depth>-<widen>", *cnns, *RESNET_WEIGHTS]
+    return ["wrn-<depth>-<widen>", "wrn1d-<depth>-<widen>", *cnns, *RESNET_WEIGHTS]
 
 
 def build_model(name: str, num_classes: int, in_channels: int = 3, **options: object) -> nn.Module:
     """Build model ``name`` (see :func:`model_names`) for ``num_classes`` classes.
 
-    Options: WRN ``dropout`` (0.0) and ``block`` ("preact" or "post"); small CNN ``channels``
+    Options: WRN (2-D or 1-D) ``dropout`` (0.0) and ``block`` ("preact" or "post"); small CNN ``channels``
     (three stage widths, default those of the preset; required for plain ``cnn1d``/``cnn2d``);
     ResNet ``pretrained`` (False).
     """
-    if not name.startswith("wrn-"):
+    is_wrn = name.startswith(("wrn-", "wrn1d-"))
+    if not is_wrn:
         check_name("model", name, model_names())
-    family = "wrn" if name.startswith("wrn-") else "cnn" if name.startswith("cnn") else "resnet"
+    family = "wrn" if is_wrn else "cnn" if name.startswith("cnn") else "resnet"
     unknown = sorted(set(options) - set(MODEL_OPTIONS[family]))
     if unknown:
         raise ConfigError(
@@ -332,10 +346,11 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, **options: ob
         match = WRN_NAME.fullmatch(name)
         if match is None:
             raise ConfigError(
-                f"model name {name!r} is invalid: WRNs are named wrn-<depth>-<widen>, e.g. wrn-40-2"
+                f"model name {name!r} is invalid: WRNs are named wrn-<depth>-<widen> (images) or "
+                f"wrn1d-<depth>-<widen> (signals), e.g. wrn-40-2"
             )
-        depth, widen = map(int, match.groups())
-        return WideResNet(depth, widen, num_classes, in_channels, **options)
+        one_d, depth, widen = match.groups()
+        return WideResNet(int(depth), int(widen), num_classes, in_channels, dim=1 if one_d else 2, **options)
     if family == "cnn":
         kind, _, preset = name.partition("-")
         if "channels" not in options and not preset:

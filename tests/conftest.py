@@ -15,8 +15,8 @@ from pidkd.models import build_model
 @pytest.fixture(scope="session")
 def digits_small():
     """A 10-per-class training subset of scikit-learn digits and the full test split."""
-    train = data.load_dataset("digits", train=True, samples_per_class=10)
-    test = data.load_dataset("digits", train=False)
+    train = data.load_dataset("digits", split="train", samples_per_class=10)
+    test = data.load_dataset("digits", split="test")
     return train, test
 
 

@@ -28,3 +28,16 @@ def test_measure_speed_times_measure_and_its_bootstrap():
     rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
     assert set(rows) == {"measure", "bootstrap=20"}
     assert float(rows["measure"][0]) > 0 and rows["bootstrap=20"][1] == "30"
+
+
+def test_run_time_breaks_a_run_down_and_compares_old_and_new_bitwise():
+    args = ["--methods", "baseline", "rid", "--epochs", "20", "--evaluate-every", "10", "--samples-per-class", "5",
+            "--validation-per-class", "5", "--compare", "--repeats", "1"]
+    done = subprocess.run([sys.executable, BENCHMARKS / "run_time.py", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "50 training, 50 validation and 2000 test examples, 20 epochs" in lines[0]
+    shares = {line.split()[0]: line.split()[1:] for line in lines[2:4]}
+    assert set(shares) == {"baseline", "rid"} and all(float(row[0]) > 0 for row in shares.values())
+    compared = {line.split()[0]: line.split()[1:] for line in lines[6:8]}
+    assert set(compared) == {"baseline", "rid"} and all(row[-1] == "yes" for row in compared.values())

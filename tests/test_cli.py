@@ -95,7 +95,7 @@ def _pidkd(*args, cwd=None):
                                  "parse string as a number (got 'abc')"),
     (["student_training.epochs=-3"], "profile 'embedded': student_training.epochs: Input should be greater than 0 (got -3)"),
     (["student_training.epoch=3"], "profile 'embedded': student_training: unknown key 'epoch'; valid keys: epochs, "
-                                   "recipe, distillation, method_recipes, pid_epochs"),
+                                   "recipe, distillation, method_recipes, pid_epochs, evaluate_every"),
     (["student_training.recipe.lr=.nan"], "profile 'embedded': student_training.recipe.lr: Input should be a finite "
                                           "number (got nan)"),
 ])

@@ -30,7 +30,7 @@ def test_registry_names_and_info():
 
 @pytest.mark.parametrize("call", [
     lambda: data.dataset_info("imagenet"),
-    lambda: data.load_dataset("imagenet", train=True),
+    lambda: data.load_dataset("imagenet", split="train"),
     lambda: data.download("imagenet"),
 ])
 def test_unknown_name_lists_valid_names(call):
@@ -42,7 +42,7 @@ def test_unknown_name_lists_valid_names(call):
 
 
 def test_digits_split_shapes_and_values():
-    train, test = data.load_dataset("digits", train=True), data.load_dataset("digits", train=False)
+    train, test = data.load_dataset("digits", split="train"), data.load_dataset("digits", split="test")
     assert isinstance(train, TensorDataset) and isinstance(test, TensorDataset)
     assert (len(train), len(test)) == (1257, 540)
     x, y = train.tensors
@@ -53,11 +53,11 @@ def test_digits_split_shapes_and_values():
 
 
 def test_digits_split_is_fixed_whatever_the_seed():
-    a = data.load_dataset("digits", train=False, seed=0)
-    b = data.load_dataset("digits", train=False, seed=7)
+    a = data.load_dataset("digits", split="test", seed=0)
+    b = data.load_dataset("digits", split="test", seed=7)
     assert all(torch.equal(s, t) for s, t in zip(a.tensors, b.tensors))
     a.tensors[0].zero_()  # a caller's in-place change does not reach the cache
-    assert data.load_dataset("digits", train=False).tensors[0].max() == 1
+    assert data.load_dataset("digits", split="test").tensors[0].max() == 1
 
 
 def test_mnist1d_leaves_global_rngs_untouched():
@@ -65,37 +65,38 @@ def test_mnist1d_leaves_global_rngs_untouched():
     random.seed(123)
     np.random.seed(123)
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    data.load_dataset("mnist1d", train=True)
+    data.load_dataset("mnist1d", split="train")
     assert random.getstate() == python_state
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
 
 
 def test_mnist1d_split_shapes_and_determinism():
-    train, test = data.load_dataset("mnist1d", train=True), data.load_dataset("mnist1d", train=False)
-    assert (len(train), len(test)) == (4000, 1000)
+    train, test = data.load_dataset("mnist1d", split="train"), data.load_dataset("mnist1d", split="test")
+    assert (len(train), len(test)) == (8000, 2000)
     x, y = train.tensors
-    assert x.shape == (4000, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.shape == (8000, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert min(_counts(test.tensors[1], 10)) >= 180
     assert set(y.tolist()) == set(range(10))
     data._mnist1d_generated.cache_clear()
-    again = data.load_dataset("mnist1d", train=False)
+    again = data.load_dataset("mnist1d", split="test")
     assert all(torch.equal(s, t) for s, t in zip(test.tensors, again.tensors))
 
 
 def test_augment_is_refused_for_embedded_datasets():
     with pytest.raises(ConfigError, match="augment"):
-        data.load_dataset("digits", train=True, augment=True)
+        data.load_dataset("digits", split="train", augment=True)
 
 
 # --- per-class subsets --------------------------------------------------------------------
 
 
 def test_samples_per_class_is_balanced_and_seeded():
-    full = data.load_dataset("digits", train=True)
-    sub = data.load_dataset("digits", train=True, samples_per_class=5, seed=1)
+    full = data.load_dataset("digits", split="train")
+    sub = data.load_dataset("digits", split="train", samples_per_class=5, seed=1)
     assert isinstance(sub, TensorDataset) and len(sub) == 50
     assert _counts(sub.tensors[1], 10) == [5] * 10
-    same = data.load_dataset("digits", train=True, samples_per_class=5, seed=1)
-    other = data.load_dataset("digits", train=True, samples_per_class=5, seed=2)
+    same = data.load_dataset("digits", split="train", samples_per_class=5, seed=1)
+    other = data.load_dataset("digits", split="train", samples_per_class=5, seed=2)
     assert torch.equal(sub.tensors[0], same.tensors[0])
     assert not torch.equal(sub.tensors[0], other.tensors[0])
     rows = {tuple(r.flatten().tolist()) for r in full.tensors[0]}
@@ -103,15 +104,75 @@ def test_samples_per_class_is_balanced_and_seeded():
 
 
 def test_samples_per_class_larger_than_a_class_keeps_it_all():
-    full = data.load_dataset("digits", train=False)
-    sub = data.load_dataset("digits", train=False, samples_per_class=10_000)
+    full = data.load_dataset("digits", split="test")
+    sub = data.load_dataset("digits", split="test", samples_per_class=10_000)
     assert torch.equal(sub.tensors[1], full.tensors[1])
 
 
 @pytest.mark.parametrize("k", [0, -3])
 def test_samples_per_class_must_be_positive(k):
     with pytest.raises(ConfigError, match="samples_per_class"):
-        data.load_dataset("digits", train=True, samples_per_class=k)
+        data.load_dataset("digits", split="train", samples_per_class=k)
+
+
+# --- the validation split -------------------------------------------------------------------
+
+
+def _rows(dataset: TensorDataset) -> set[tuple[float, ...]]:
+    return {tuple(r.flatten().tolist()) for r in dataset.tensors[0]}
+
+
+@pytest.mark.parametrize("samples_per_class,seed", [(None, 0), (30, 0), (30, 5), (500, 1)])
+def test_validation_is_disjoint_from_train_whatever_the_subset_and_seed(samples_per_class, seed):
+    validation = data.load_dataset("mnist1d", split="validation", validation_per_class=50, seed=seed)
+    train = data.load_dataset("mnist1d", split="train", validation_per_class=50,
+                              samples_per_class=samples_per_class, seed=seed)
+    reference = data.load_dataset("mnist1d", split="validation", validation_per_class=50)
+    assert all(torch.equal(a, b) for a, b in zip(validation.tensors, reference.tensors))
+    assert _counts(validation.tensors[1], 10) == [50] * 10
+    assert not _rows(validation) & _rows(train)  # MNIST-1D signals are all distinct
+    if samples_per_class is not None:
+        assert max(_counts(train.tensors[1], 10)) == samples_per_class
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist1d"])
+def test_validation_and_train_partition_the_training_split(name):
+    pool = data.load_dataset(name, split="train")
+    train = data.load_dataset(name, split="train", validation_per_class=20)
+    validation = data.load_dataset(name, split="validation", validation_per_class=20)
+    assert isinstance(train, TensorDataset) and isinstance(validation, TensorDataset)
+    assert _counts(data.targets(train), 10) == [c - 20 for c in _counts(data.targets(pool), 10)]
+    together = torch.cat([train.tensors[0], validation.tensors[0]]).flatten(1)
+    assert sorted(map(tuple, together.tolist())) == sorted(map(tuple, pool.tensors[0].flatten(1).tolist()))
+    test = data.load_dataset(name, split="test", validation_per_class=20)
+    assert torch.equal(test.tensors[0], data.load_dataset(name, split="test").tensors[0])
+
+
+def test_a_larger_validation_split_extends_a_smaller_one():
+    small = data.load_dataset("mnist1d", split="validation", validation_per_class=10)
+    large = data.load_dataset("mnist1d", split="validation", validation_per_class=40)
+    assert _rows(small) <= _rows(large) and len(large) == 400
+
+
+def test_validation_split_is_fixed_across_processes():
+    before = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
+    data._mnist1d_generated.cache_clear()
+    after = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
+    assert all(torch.equal(a, b) for a, b in zip(before.tensors, after.tensors))
+    expected = data.validation_indices(data.targets(data.load_dataset("mnist1d", split="train")), 5)
+    assert torch.equal(after.tensors[0], data.load_dataset("mnist1d", split="train").tensors[0][expected])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(split="val"), "unknown split 'val'; valid names: test, train, validation"),
+    (dict(split="validation"), "validation split is empty: pass validation_per_class > 0"),
+    (dict(split="train", validation_per_class=-1), "validation_per_class must be an integer >= 0"),
+    (dict(split="train", validation_per_class=2.5), "validation_per_class must be an integer >= 0"),
+    (dict(split="validation", validation_per_class=200), "leaves no training example of a class with 1[0-9][0-9]; use at most"),
+])
+def test_bad_splits_say_what_to_pass(options, message):
+    with pytest.raises(ConfigError, match=message):
+        data.load_dataset("digits", **options)
 
 
 # --- CIFAR on tiny files in the real format -------------------------------------------------
@@ -120,8 +181,8 @@ def test_samples_per_class_must_be_positive(k):
 @pytest.mark.parametrize("name,train_size", [("cifar10", 20), ("cifar100", 4)])
 def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_size):
     written = write_cifar(tmp_path, name)
-    train = data.load_dataset(name, train=True, root=tmp_path)
-    test = data.load_dataset(name, train=False, root=tmp_path)
+    train = data.load_dataset(name, split="train", root=tmp_path)
+    test = data.load_dataset(name, split="test", root=tmp_path)
     assert (len(train), len(test)) == (train_size, 4)
     assert data.targets(train).tolist() == written["train_y"].tolist()
     mean, std = (torch.tensor(v)[:, None, None] for v in data.CIFAR_STATS[name])
@@ -144,8 +205,8 @@ def _crops_and_flips(image: torch.Tensor, fill: torch.Tensor, padding: int = 4) 
 
 def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path, no_md5):
     write_cifar(tmp_path, "cifar10")
-    plain = data.load_dataset("cifar10", train=True, root=tmp_path)
-    augmented = data.load_dataset("cifar10", train=True, root=tmp_path, augment=True)
+    plain = data.load_dataset("cifar10", split="train", root=tmp_path)
+    augmented = data.load_dataset("cifar10", split="train", root=tmp_path, augment=True)
     assert isinstance(augmented, data.AugmentedTensors)
     assert torch.equal(augmented.tensors[0], plain.tensors[0])  # indexing gives the plain images
     x = plain.tensors[0]
@@ -158,7 +219,7 @@ def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path, no_md5
     assert torch.equal(draws[0], augmented.augment(x, torch.Generator().manual_seed(0)))
     assert not torch.equal(draws[0], draws[1])
     assert any(not torch.equal(draw, x) for draw in draws)
-    test = data.load_dataset("cifar10", train=False, root=tmp_path, augment=True)
+    test = data.load_dataset("cifar10", split="test", root=tmp_path, augment=True)
     assert type(test) is TensorDataset
 
 
@@ -171,15 +232,25 @@ def test_crop_flip_draws_every_offset_and_both_flips():
 
 def test_cifar_subset_is_a_subset(tmp_path, no_md5):
     write_cifar(tmp_path, "cifar10")
-    full = data.load_dataset("cifar10", train=True, root=tmp_path)
-    sub = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1)
+    full = data.load_dataset("cifar10", split="train", root=tmp_path)
+    sub = data.load_dataset("cifar10", split="train", root=tmp_path, samples_per_class=1)
     assert isinstance(sub, TensorDataset)
     labels = data.targets(sub)
     assert len(labels) == len(set(labels.tolist())) == len(set(data.targets(full).tolist()))
     rows = [next(i for i in range(len(full)) if torch.equal(full[i][0], sub[k][0])) for k in range(len(sub))]
     assert data.targets(full)[rows].tolist() == labels.tolist()
-    augmented = data.load_dataset("cifar10", train=True, root=tmp_path, samples_per_class=1, augment=True)
+    augmented = data.load_dataset("cifar10", split="train", root=tmp_path, samples_per_class=1, augment=True)
     assert isinstance(augmented, data.AugmentedTensors) and torch.equal(augmented.tensors[0], sub.tensors[0])
+
+
+def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path, no_md5):
+    write_cifar(tmp_path, "cifar10", per_batch=20)  # 100 training images, at least 6 of each class
+    pool = data.load_dataset("cifar10", split="train", root=tmp_path)
+    validation = data.load_dataset("cifar10", split="validation", root=tmp_path, validation_per_class=2)
+    train = data.load_dataset("cifar10", split="train", root=tmp_path, validation_per_class=2, augment=True)
+    assert type(validation) is TensorDataset and isinstance(train, data.AugmentedTensors)
+    assert _counts(validation.tensors[1], 10) == [2] * 10 and len(train) == len(pool) - 20
+    assert not _rows(validation) & _rows(train)
 
 
 def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):
@@ -191,7 +262,7 @@ def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):
 @pytest.mark.parametrize("name,folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
 def test_missing_cifar_names_folder_and_fix(tmp_path, name, folder):
     with pytest.raises(DatasetNotFoundError) as info:
-        data.load_dataset(name, train=True, root=tmp_path)
+        data.load_dataset(name, split="train", root=tmp_path)
     message = str(info.value)
     assert str(tmp_path / folder) in message
     assert "download=True" in message and f"python -m pidkd download {name}" in message
@@ -204,8 +275,8 @@ def test_missing_cifar_names_folder_and_fix(tmp_path, name, folder):
 @pytest.mark.parametrize("augment", [False, True])
 def test_cub_split_labels_and_image_size(tmp_path, augment):
     write_cub(tmp_path)
-    train = data.load_dataset("cub200", train=True, root=tmp_path, image_size=32, augment=augment)
-    test = data.load_dataset("cub200", train=False, root=tmp_path, image_size=32, augment=augment)
+    train = data.load_dataset("cub200", split="train", root=tmp_path, image_size=32, augment=augment)
+    test = data.load_dataset("cub200", split="test", root=tmp_path, image_size=32, augment=augment)
     assert (len(train), len(test)) == (6, 3)
     assert data.targets(train).tolist() == [0, 0, 1, 1, 2, 2]
     assert data.targets(test).tolist() == [0, 1, 2]
@@ -217,16 +288,26 @@ def test_cub_split_labels_and_image_size(tmp_path, augment):
 
 def test_cub_subset_and_download(tmp_path):
     folder = write_cub(tmp_path)
-    sub = data.load_dataset("cub200", train=True, root=tmp_path, samples_per_class=1, image_size=16)
+    sub = data.load_dataset("cub200", split="train", root=tmp_path, samples_per_class=1, image_size=16)
     assert isinstance(sub, Subset) and data.targets(sub).tolist() == [0, 1, 2]
     assert data.download("cub200", tmp_path) == folder
+
+
+def test_cub_validation_takes_training_images_without_augmentation(tmp_path):
+    write_cub(tmp_path)
+    options = dict(root=tmp_path, image_size=16, validation_per_class=1, augment=True)
+    validation = data.load_dataset("cub200", split="validation", **options)
+    train = data.load_dataset("cub200", split="train", **options)
+    assert data.targets(validation).tolist() == [0, 1, 2] and data.targets(train).tolist() == [0, 1, 2]
+    assert not set(validation.indices) & set(train.indices)
+    assert torch.equal(validation[0][0], validation[0][0])  # the evaluation transform, not random crops
 
 
 @pytest.mark.parametrize("remove", [None, "train_test_split.txt"])
 def test_missing_cub_names_folder_and_source(tmp_path, remove):
     if remove:
         (write_cub(tmp_path) / remove).unlink()
-    for call in (lambda: data.load_dataset("cub200", train=True, root=tmp_path),
+    for call in (lambda: data.load_dataset("cub200", split="train", root=tmp_path),
                  lambda: data.download("cub200", tmp_path)):
         with pytest.raises(DatasetNotFoundError) as info:
             call()

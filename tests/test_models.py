@@ -17,6 +17,9 @@ CASES = [
     ("wrn-16-1", {}, (3, 32, 32), (16, 32, 64), [(32, 32), (16, 16), (8, 8)]),
     ("wrn-16-2", {"block": "post"}, (3, 32, 32), (32, 64, 128), [(32, 32), (16, 16), (8, 8)]),
     ("wrn-10-1", {"dropout": 0.3}, (3, 32, 32), (16, 32, 64), [(32, 32), (16, 16), (8, 8)]),
+    ("wrn1d-40-2", {"block": "post"}, (1, 40), (32, 64, 128), [(40,), (20,), (10,)]),
+    ("wrn1d-16-1", {"block": "post"}, (1, 40), (16, 32, 64), [(40,), (20,), (10,)]),
+    ("wrn1d-10-1", {"dropout": 0.3}, (2, 40), (16, 32, 64), [(40,), (20,), (10,)]),
     ("cnn2d-teacher", {}, (1, 8, 8), (32, 64, 128), [(8, 8), (4, 4), (2, 2)]),
     ("cnn2d-student", {}, (1, 8, 8), (8, 16, 32), [(8, 8), (4, 4), (2, 2)]),
     ("cnn2d", {"channels": (4, 5, 6)}, (1, 8, 8), (4, 5, 6), [(8, 8), (4, 4), (2, 2)]),
@@ -42,14 +45,14 @@ def test_forward_returns_logits_and_features(name, options, shape, channels, siz
 
 
 def test_every_registered_name_is_covered():
-    covered = {c[0] for c in CASES} | {"wrn-<depth>-<widen>"}
+    covered = {c[0] for c in CASES} | {"wrn-<depth>-<widen>", "wrn1d-<depth>-<widen>"}
     assert set(model_names()) <= covered
 
 
 @pytest.mark.parametrize(
     ("teacher", "student", "shape"),
-    [("wrn-40-2", "wrn-16-1", (3, 32, 32)), ("cnn2d-teacher", "cnn2d-student", (1, 8, 8)),
-     ("cnn1d-teacher", "cnn1d-student", (1, 40))],
+    [("wrn-40-2", "wrn-16-1", (3, 32, 32)), ("wrn1d-40-2", "wrn1d-16-1", (1, 40)),
+     ("cnn2d-teacher", "cnn2d-student", (1, 8, 8)), ("cnn1d-teacher", "cnn1d-student", (1, 40))],
 )
 def test_teacher_and_student_features_have_the_same_sizes(teacher, student, shape):
     x = torch.randn(2, *shape)
@@ -65,6 +68,37 @@ def test_wrn_parameter_counts():
     assert student == 175_066
     assert abs(count_parameters(build_model("wrn-40-2", 100)) - 2.2e6) < 0.06e6
     assert abs(count_parameters(build_model("wrn-16-1", 100)) - 0.175e6) < 0.01e6
+
+
+def test_wrn1d_parameter_counts():
+    """A 1-D WRN has a third of the 2-D one's convolution weights (3 taps, not 3x3) and the same
+    BatchNorm and classifier parameters."""
+    counts = {(name, block): count_parameters(build_model(name, 10, 1, block=block))
+              for name in ("wrn1d-40-2", "wrn1d-16-2", "wrn1d-16-1", "wrn1d-10-1") for block in ("preact", "post")}
+    assert counts == {
+        ("wrn1d-40-2", "preact"): 759_386, ("wrn1d-40-2", "post"): 759_834,
+        ("wrn1d-16-2", "preact"): 239_706, ("wrn1d-16-2", "post"): 240_154,
+        ("wrn1d-16-1", "preact"): 61_018, ("wrn1d-16-1", "post"): 61_210,
+        ("wrn1d-10-1", "preact"): 28_314, ("wrn1d-10-1", "post"): 28_506,
+    }
+
+
+@pytest.mark.parametrize("block", ["preact", "post"])
+def test_a_1d_wrn_is_the_2d_one_on_signals_one_row_high(block):
+    """Given the middle row of each 3x3 kernel, the 2-D WRN computes on (N, C, 1, L) inputs exactly
+    what the 1-D one computes on (N, C, L): the padding rows above and below are zeros."""
+    torch.manual_seed(0)
+    two_d = build_model("wrn-16-1", 10, 1, block=block)
+    one_d = build_model("wrn1d-16-1", 10, 1, block=block)
+    # each kernel's middle row: 3 taps of a 3x3 kernel, the one tap of a 1x1 kernel
+    one_d.load_state_dict({k: v[:, :, v.shape[2] // 2] if v.dim() == 4 else v for k, v in two_d.state_dict().items()})
+    x = torch.randn(4, 1, 40)
+    for mode in (True, False):
+        logits_2d, features_2d = two_d.train(mode)(x[:, :, None])
+        logits_1d, features_1d = one_d.train(mode)(x)
+        torch.testing.assert_close(logits_1d, logits_2d, rtol=1e-4, atol=1e-5)
+        for f1, f2 in zip(features_1d, features_2d):
+            torch.testing.assert_close(f1, f2.squeeze(2), rtol=1e-4, atol=1e-5)
 
 
 def test_small_cnn_parameter_counts():
@@ -123,7 +157,7 @@ def test_unknown_name_lists_valid_names():
         build_model("vgg16", 10)
 
 
-@pytest.mark.parametrize("name", ["wrn-41-2", "wrn-4-1", "wrn-16-0"])
+@pytest.mark.parametrize("name", ["wrn-41-2", "wrn-4-1", "wrn-16-0", "wrn1d-41-2", "wrn1d-16-0"])
 def test_invalid_wrn_shape_says_why(name):
     with pytest.raises(ConfigError, match="depth|widen"):
         build_model(name, 10)

@@ -1,6 +1,7 @@
 """The training loop: schedule, determinism, checkpoints, and resuming after a crash."""
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -77,6 +78,37 @@ def test_metrics_per_epoch_and_learning(digits_small, student):
     assert rows[-1]["test_acc"] > 0.3  # ten classes: chance is 0.1
 
 
+def test_validation_accuracy_is_measured_without_changing_the_training(digits_small):
+    train, test = digits_small
+    runs = []
+    for validation in (None, test):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        rows = fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=2, seed=0, device="cpu",
+                   progress=False, validation_set=validation)
+        runs.append(_without_seconds(rows))
+    assert "val_acc" not in runs[0][0]
+    assert [r["val_acc"] for r in runs[1]] == [r["test_acc"] for r in runs[1]]
+    assert [{k: v for k, v in r.items() if k != "val_acc"} for r in runs[1]] == runs[0]
+
+
+def test_evaluating_every_few_epochs_measures_the_same_accuracies(digits_small):
+    train, test = digits_small
+    runs = []
+    for every in (1, 2):
+        torch.manual_seed(0)
+        net = build_model("cnn2d-student", 10, 1)
+        runs.append(fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
+                        progress=False, validation_set=test, evaluate_every=every))
+    every, sparse = runs
+    assert [r["test_acc"] for r in sparse][1:] == [r["test_acc"] for r in every][1:]  # epochs 2 and 3 (the last)
+    assert math.isnan(sparse[0]["test_acc"]) and math.isnan(sparse[0]["val_acc"])
+    assert [r["train_loss"] for r in sparse] == [r["train_loss"] for r in every]
+    with pytest.raises(ConfigError, match="evaluate_every must be a positive"):
+        fit(net, _method("baseline", net), train, test, recipe=RECIPE, epochs=1, seed=0, device="cpu",
+            progress=False, evaluate_every=0)
+
+
 def test_same_seed_gives_identical_metrics(digits_small):
     train, test = digits_small
     runs = []
@@ -105,10 +137,10 @@ def _crash_after(method, calls):
 
 
 @pytest.mark.parametrize("kind,augmented,speed", [
-    ("trained", False, Speed()),
-    ("noisy", False, Speed()),
-    ("trained", True, Speed()),
-    ("trained", True, Speed(precision="fp16", channels_last=True)),  # the CUDA fp16 path, gradient scaler included
+    ("trained", False, Speed(checkpoint_seconds=0)),
+    ("noisy", False, Speed(checkpoint_seconds=0)),
+    ("trained", True, Speed(checkpoint_seconds=0)),
+    ("trained", True, Speed(precision="fp16", channels_last=True, checkpoint_seconds=0)),  # the CUDA fp16 path
 ])
 def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tmp_path, digits_small, kind, augmented, speed):
     train, test = digits_small
@@ -140,6 +172,18 @@ def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tm
     assert _without_seconds(rows) == _without_seconds(expected)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_checkpoints_are_written_as_often_as_asked_and_after_the_last_epoch(tmp_path, digits_small, student, monkeypatch):
+    train, test = digits_small
+    written = []
+    monkeypatch.setattr("pidkd.train.save_atomic", lambda state, path: written.append(len(state["metrics"])))
+    for seconds in (0, 3600):
+        fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
+            checkpoint=tmp_path / f"{seconds}.pt", progress=False, speed=Speed(checkpoint_seconds=seconds))
+    assert written == [1, 2, 3, 3]
+    with pytest.raises(ValidationError, match="checkpoint_seconds"):
+        Speed(checkpoint_seconds=-1)
 
 
 def test_checkpoints_load_with_weights_only(tmp_path, digits_small, student):

@@ -1,0 +1,164 @@
+"""Where the time of a whole embedded run goes, and what the speed options save, on one CPU thread.
+
+    python benchmarks/run_time.py                               # every method, the embedded setting
+    python benchmarks/run_time.py --methods vid rid --compare   # and old against new, bitwise checked
+
+Each method trains the embedded nets (``--teacher`` -> ``--student``, post-activation) on
+``--samples-per-class`` MNIST-1D examples a class with the embedded recipe (SGD 0.05, x0.2 at
+1/2 and 2/3 of the epochs, clipping 100 and RID's filter at 0.2 for the distillation methods),
+evaluating a validation split and the test split, with a checkpoint, as a grid run does. Timers around the parts of ``pidkd.train.fit``
+split a run into: the student's forward pass in training, the method's own forward pass (VID's
+regressors, RID's filters, the loss), backward pass and optimiser step (clipping included),
+the per-epoch evaluation, checkpoints, the teacher's outputs (computed once a run), and the
+rest (batching, the loop). ``--compare`` also trains each method the old way (evaluation after
+every epoch, a checkpoint after every epoch) alternately with the new way (``--evaluate-every``,
+checkpoints at most once a minute), reports the ratio of their wall times, and checks that the
+two give bitwise-equal students.
+
+The teacher is trained for a few epochs first: speed does not depend on its weights, and no
+accuracy is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import pidkd.train as train_module
+from pidkd.data import load_dataset
+from pidkd.methods import METHODS, build_method
+from pidkd.models import build_model
+from pidkd.teachers import Teacher
+from pidkd.train import Recipe, Speed, fit, resolve_device
+
+PARTS = ("student forward", "method forward", "backward + step", "evaluation", "checkpoint", "teacher outputs")
+METHOD_PARAMS = {"vid": {"weight": 100.0}, "rid": {"weight": 10.0}, "ted": {"weight": 10.0}}
+"""The paper's weights (RID: 10 rounds, the first quarter of each the filter phase, by default)."""
+
+
+class Clock:
+    """Seconds spent in each wrapped callable; a call inside another timed one counts for the outer."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self.active: str | None = None
+
+    def wrap(self, part: str, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            if self.active is not None:
+                return function(*args, **kwargs)
+            self.active, began = part, time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.perf_counter() - began
+                self.active = None
+        return timed
+
+
+def data(samples_per_class: int, validation_per_class: int):
+    train = load_dataset("mnist1d", split="train", samples_per_class=samples_per_class,
+                         validation_per_class=validation_per_class)
+    validation = load_dataset("mnist1d", split="validation", validation_per_class=validation_per_class)
+    return train, validation, load_dataset("mnist1d", split="test")
+
+
+def quick_teacher(model: str, train) -> Teacher:
+    """A teacher of the embedded shape after a few epochs of Adam."""
+    torch.manual_seed(0)
+    network = build_model(model, 10, 1, block="post")
+    baseline = build_method("baseline", student_channels=network.feature_channels,
+                            teacher_channels=network.feature_channels, num_classes=10)
+    fit(network, baseline, train, train, recipe=Recipe(optimizer="adam", lr=0.001, weight_decay=0.0),
+        epochs=5, seed=0, device="cpu", progress=False, evaluate_every=5)
+    return Teacher(network, "trained")
+
+
+def one_run(method_name: str, args, splits, teacher: Teacher, *, old: bool, clock: Clock | None = None):
+    """Wall seconds of one run and its final student weights."""
+    train, validation, test = splits
+    torch.manual_seed(0)
+    student = build_model(args.student, 10, 1, block="post")
+    method = build_method(method_name, student_channels=student.feature_channels,
+                          teacher_channels=teacher.feature_channels, num_classes=10,
+                          **METHOD_PARAMS.get(method_name, {}))
+    milestones = (args.epochs // 2, round(args.epochs * 2 / 3))
+    recipe = Recipe(lr=0.05, milestones=milestones, clip_grad_norm=None if method_name == "baseline" else 100.0,
+                    filter_lr=0.2 if method_name in ("rid", "ted") else None)
+    if clock is not None:
+        student.forward = clock.wrap("student forward", student.forward)
+        method.loss = clock.wrap("method forward", method.loss)
+    speed = Speed(workers=0, checkpoint_seconds=0 if old else 60)
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        fit(student, method, train, test, recipe=recipe, epochs=args.epochs, seed=0, teacher=teacher,
+            device="cpu", checkpoint=Path(folder) / "checkpoint.pt", progress=False, speed=speed,
+            validation_set=validation, evaluate_every=1 if old else args.evaluate_every)
+        seconds = time.perf_counter() - began
+    return seconds, student.state_dict()
+
+
+def breakdown(method_name: str, args, splits, teacher: Teacher) -> tuple[float, dict[str, float]]:
+    """A run's wall seconds and the seconds of each of PARTS (plus "rest")."""
+    clock = Clock()
+    originals = {name: getattr(train_module, name) for name in ("evaluate", "save_atomic", "_step", "_with_teacher_outputs")}
+    parts = dict(zip(originals, ("evaluation", "checkpoint", "backward + step", "teacher outputs")))
+    try:
+        for name, function in originals.items():
+            setattr(train_module, name, clock.wrap(parts[name], function))
+        seconds, _ = one_run(method_name, args, splits, teacher, old=args.old, clock=clock)
+    finally:
+        for name, function in originals.items():
+            setattr(train_module, name, function)
+    shares = {part: clock.seconds[part] for part in PARTS}
+    shares["rest"] = seconds - sum(shares.values())
+    return seconds, shares
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["baseline", "kd", "vid", "rid", "ted"], choices=sorted(METHODS))
+    parser.add_argument("--teacher", default="wrn1d-16-2")
+    parser.add_argument("--student", default="wrn1d-10-1")
+    parser.add_argument("--samples-per-class", type=int, default=100)
+    parser.add_argument("--validation-per-class", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--evaluate-every", type=int, default=4)
+    parser.add_argument("--old", action="store_true", help="break down the old way's run instead of the new")
+    parser.add_argument("--compare", action="store_true", help="old against new, alternately, bitwise checked")
+    parser.add_argument("--repeats", type=int, default=3, help="alternations per method for --compare")
+    args = parser.parse_args()
+    resolve_device("cpu", threads=1)
+    splits = data(args.samples_per_class, args.validation_per_class)
+    teacher = quick_teacher(args.teacher, splits[0])
+    print(f"{args.teacher} -> {args.student}, {len(splits[0])} training, {len(splits[1])} validation and "
+          f"{len(splits[2])} test examples, {args.epochs} epochs, 1 thread, "
+          f"{'old' if args.old else f'new (evaluate_every={args.evaluate_every})'} way")
+    print(f"{'method':>9} {'seconds':>8} " + " ".join(f"{p:>16}" for p in (*PARTS, "rest")))
+    for method in args.methods:
+        seconds, shares = breakdown(method, args, splits, teacher)
+        print(f"{method:>9} {seconds:8.1f} " + " ".join(f"{s:7.1f} s {100 * s / seconds:4.0f} %" for s in shares.values()))
+    if args.compare:
+        print(f"\n{'method':>9} {'old s':>7} {'new s':>7} {'new/old':>8}  bitwise equal")
+        for method in args.methods:
+            times: dict[bool, list[float]] = {True: [], False: []}
+            weights = {}
+            for _ in range(args.repeats):
+                for old in (True, False):
+                    seconds, weights[old] = one_run(method, args, splits, teacher, old=old)
+                    times[old].append(seconds)
+            old_s, new_s = statistics.median(times[True]), statistics.median(times[False])
+            equal = all(torch.equal(weights[True][k], weights[False][k]) for k in weights[True])
+            print(f"{method:>9} {old_s:7.1f} {new_s:7.1f} {new_s / old_s:8.2f}  {'yes' if equal else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
