@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="list a profile's grid as commands, or launch it")
     sweep.add_argument("--profile", default="embedded")
     sweep.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE")
-    sweep.add_argument("--noise", action="store_true", help="the noise sweep instead of the main grid")
+    grids = sweep.add_mutually_exclusive_group()
+    grids.add_argument("--noise", action="store_true", help="the noise sweep instead of the main grid")
+    grids.add_argument("--weights", action="store_true", help="the weight sweep instead of the main grid")
     sweep.add_argument("--launch", choices=LAUNCHERS, help="run the pending runs; without it, only list")
     sweep.add_argument("--jobs", type=int, default=2, help="local processes (--launch processes)")
     sweep.add_argument("--slurm-partition", default=None)
@@ -120,13 +122,25 @@ def _speed(args: argparse.Namespace) -> Speed:
 
 
 def _command(config: Config, profile: str, overrides: list[tuple[str, Any]], teacher: bool = False) -> str:
-    """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line)."""
+    """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line):
+    the sweep's own overrides, and those that make a sweep's run (its weight, its noise level)."""
+    if not teacher:
+        overrides = [*overrides, *_sweep_overrides(config)]
     sets = "".join(f" --set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides)  # JSON is YAML
     if teacher:
         return f"python -m pidkd teacher --profile {profile} --dataset {config.dataset}{sets}"
     kind = config.teacher_kind if config.teacher else "trained"
     return (f"python -m pidkd run --profile {profile} --dataset {config.dataset} --teacher {kind} "
             f"--method {config.method} --seed {config.seed}{sets}")
+
+
+def _sweep_overrides(config: Config) -> list[tuple[str, Any]]:
+    """What a run of the weight or the noise sweep sets beyond the profile: its method's weight and
+    its noisy teacher's sigma (the run command names them, so it trains that very run)."""
+    sets = [(f"methods.{config.method}.weight", dict(config.params)["weight"])] if "weight" in dict(config.params) else []
+    if config.teacher is not None and config.teacher.noise is not None:
+        sets.append(("teachers.noisy.sigma", config.teacher.noise.sigma))
+    return sets
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -150,7 +164,7 @@ def _executor(args: argparse.Namespace) -> Any:
 def _sweep(args: argparse.Namespace) -> None:
     """List the grid (status, key, command; the trained teachers first), or launch its pending runs."""
     profile = Profile.load(args.profile, dict(args.set))
-    configs = profile.noise_grid() if args.noise else profile.grid()
+    configs = profile.noise_grid() if args.noise else profile.weight_grid() if args.weights else profile.grid()
     if args.launch is None:
         teachers = {c.teacher.training: True for c in configs if c.teacher and c.teacher.training}
         for config, is_teacher in [*teachers.items(), *((c, False) for c in configs)]:

@@ -256,17 +256,26 @@ def interval_of(values: pd.Series) -> tuple[float, float]:
     return found.low, found.high
 
 
-def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """How much each run still gained at its end: the mean validation accuracy (points) of its
-    last ``fraction`` of epochs minus that of the ``fraction`` before (evaluated epochs only)."""
-    def gain(run: pd.DataFrame) -> float:
-        epochs = run["epoch"].max()
-        width = max(1, round(fraction * epochs))
-        last = run[run["epoch"] > epochs - width]["val_acc"].mean()
-        before = run[(run["epoch"] > epochs - 2 * width) & (run["epoch"] <= epochs - width)]["val_acc"].mean()
-        return 100 * (last - before)
+PLATEAU_POINTS = 0.5
+"""The embedded protocol's plateau criterion: a run has finished training when its last tenth of
+epochs adds less than this many validation points over the tenth before (docs/selection/)."""
 
-    gains = runs.groupby(["teacher", "method", "seed"]).apply(gain, include_groups=False)
+
+def plateau_gain(curve: pd.Series, fraction: float = 0.1) -> float:
+    """What a run still gained at its end: the mean validation accuracy (points) of its last
+    ``fraction`` of epochs minus that of the ``fraction`` before; ``curve`` is indexed by epoch, the
+    last one evaluated (NaN epochs are left out)."""
+    epoch, epochs = curve.index.to_series(), curve.index.max()
+    width = max(1, round(fraction * epochs))
+    last = curve[epoch > epochs - width].mean()
+    before = curve[(epoch > epochs - 2 * width) & (epoch <= epochs - width)].mean()
+    return 100 * (last - before)
+
+
+def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
+    """:func:`plateau_gain` of every run (teacher, method, seed)."""
+    gains = runs.groupby(["teacher", "method", "seed"]).apply(
+        lambda run: plateau_gain(run.set_index("epoch")["val_acc"], fraction), include_groups=False)
     return gains.rename("gain").reset_index()
 
 

@@ -138,3 +138,21 @@ def test_list_reports_a_damaged_run_folder_and_goes_on(results, capsys, caplog):
     listing = capsys.readouterr().out
     assert folders[1].name in listing and folders[0].name not in listing
     assert f"skipped damaged run folder {folders[0]}" in caplog.text and "delete it to run it again" in caplog.text
+
+
+@pytest.mark.parametrize("grid", ["--weights", "--noise"])
+def test_every_listed_command_of_a_sweep_trains_the_listed_run(grid, results, capsys):
+    overrides = ["--set", "weight_sweep={weights: {vid: [1, 30]}}"]
+    assert main(["sweep", grid, *overrides]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for line in lines:
+        key, command = line.split()[1], shlex.split(line.split("  ", 1)[1])
+        pairs = list(zip(command[4::2], command[5::2]))  # the flags after "python -m pidkd run|teacher"
+        args = dict(pairs)
+        sets = dict(value.split("=", 1) for flag, value in pairs if flag == "--set")
+        profile = Profile.load(args["--profile"], {k: json.loads(v) for k, v in sets.items()})
+        if command[3] == "teacher":
+            assert profile.teacher_training(args["--dataset"]).key == key
+        else:
+            assert profile.config(args["--dataset"], args["--teacher"], args["--method"], int(args["--seed"])).key == key
+    assert len(lines) > 10

@@ -13,16 +13,16 @@ measures). A setting is acceptable when
 2. a trained teacher helps: some distillation method's mean final validation accuracy beats the
    baseline's by more than the larger of the two seed standard deviations (3 seeds or more).
 
-Each run appends one row to ``studies/embedded_selection.csv`` (setting, method, seed, final
+Each run appends one row to ``docs/selection/embedded_selection.csv`` (setting, method, seed, final
 validation accuracy, plateau statistic, final training loss, wall and CPU seconds) and its
-validation curve to ``studies/embedded_selection_curves.csv``; runs already in the table are not
+validation curve to ``docs/selection/embedded_selection_curves.csv``; runs already in the table are not
 run again, so the table is the record and rerunning the script from empty tables reproduces it
 (on another machine, up to the last bits of its CPU kernels). Trained teachers are cached under
 ``results/selection/``. ``--table`` prints the summary of every setting, the chosen one, the
 doubling check and the projected wall time of the final grid.
 
-    PIDKD_THREADS=1 OMP_NUM_THREADS=1 python studies/embedded_selection.py          # run the plan
-    python studies/embedded_selection.py --table                                      # summarise
+    PIDKD_THREADS=1 OMP_NUM_THREADS=1 python docs/selection/embedded_selection.py          # run the plan
+    python docs/selection/embedded_selection.py --table                                      # summarise
 """
 from __future__ import annotations
 
@@ -41,15 +41,15 @@ import torch
 from pidkd.data import load_dataset
 from pidkd.methods import build_method
 from pidkd.models import build_model
+from pidkd.report import PLATEAU_POINTS, plateau_gain  # condition 1, and the statistic it is about
 from pidkd.teachers import Teacher
-from pidkd.train import Recipe, fit, load_checkpoint, resolve_device, save_atomic
+from pidkd.storage import load_checkpoint, save_atomic
+from pidkd.train import Recipe, fit, resolve_device
 
 HERE = Path(__file__).parent
 TABLE = HERE / "embedded_selection.csv"
 CURVES = HERE / "embedded_selection_curves.csv"
 CACHE = Path("results") / "selection"
-PLATEAU_POINTS = 0.5
-"""Condition 1: the last tenth of the epochs may add less than this many validation points."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ class Setting:
         if label == "baseline":
             return self.recipe
         chosen = self.arms[label]
-        return dataclasses.replace(self.recipe, clip_grad_norm=chosen.clip_grad_norm or self.clip_grad_norm,
-                                   filter_lr=chosen.filter_lr)
+        return self.recipe.model_copy(update={"clip_grad_norm": chosen.clip_grad_norm or self.clip_grad_norm,
+                                              "filter_lr": chosen.filter_lr})
 
 
 def with_arms(setting: Setting, **arms: Arm) -> Setting:
@@ -275,19 +275,10 @@ def train_student(setting: Setting, label: str, seed: int) -> tuple[list[dict], 
     return rows, time.perf_counter() - began, time.process_time() - cpu
 
 
-def plateau_gain(curve: pd.Series, epochs: int) -> float:
-    """Validation points gained from the tenth of the epochs before the last to the last tenth:
-    mean accuracy over the evaluated epochs in (0.9 E, E] minus that over (0.8 E, 0.9 E]."""
-    epoch = curve.index.to_series()
-    last = curve[epoch > 0.9 * epochs].mean()
-    before = curve[(epoch > 0.8 * epochs) & (epoch <= 0.9 * epochs)].mean()
-    return 100 * (last - before)
-
-
 def _record(setting_name: str, method: str, seed: int, rows: list[dict], seconds: float, cpu: float, epochs: int) -> None:
     curve = pd.Series({r["epoch"]: r["test_acc"] for r in rows}).dropna()
     row = {"setting": setting_name, "method": method, "seed": seed, "epochs": epochs,
-           "val_acc": round(100 * curve.iloc[-1], 2), "plateau_gain": round(plateau_gain(curve, epochs), 2),
+           "val_acc": round(100 * curve.iloc[-1], 2), "plateau_gain": round(plateau_gain(curve), 2),
            "train_loss": round(rows[-1]["train_loss"], 4), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1)}
     _append(TABLE, pd.DataFrame([row]))
     _append(CURVES, pd.DataFrame({"setting": setting_name, "method": method, "seed": seed,
