@@ -11,53 +11,29 @@ the device with random crops and flips, so the teacher runs on every batch, as i
 profile. Each method trains ``--epochs`` epochs (RID and TED: one round, its first epoch the
 filter phase); the first epoch warms up (cuDNN autotuning, compilation) and is not counted.
 An epoch includes the test pass. ``--shape mnist1d`` trains the embedded profile's 1-D WRNs on
-its 100 MNIST-1D examples a class and tests on MNIST-1D's 2,000 test examples, and adds the
-floor of issue 4: a baseline epoch plus one inference pass of the teacher over the training set.
+its 100 MNIST-1D examples a class and tests on MNIST-1D's 2,000 test examples, and adds a floor
+to compare with: a baseline epoch plus one inference pass of the teacher over the training set.
 (``benchmarks/run_time.py`` times whole embedded runs and where their time goes.)
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 from torch.utils.data import TensorDataset
 
-from pidkd.data import AugmentedTensors, CropFlip, batches, load_dataset
-from pidkd.methods import METHODS, build_method
+from pidkd.data import batches, load_dataset
+from pidkd.gpucheck import cifar_shaped, epoch_seconds
+from pidkd.methods import METHODS
 from pidkd.models import build_model
 from pidkd.teachers import Teacher
-from pidkd.train import PRECISIONS, Precision, Recipe, Speed, fit, resolve_device
+from pidkd.train import PRECISIONS, Precision, Speed, resolve_device
 
 SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1", {}), "mnist1d": ("wrn1d-16-2", "wrn1d-10-1", {"block": "post"})}
 """Teacher, student and their model options for each shape."""
 CIFAR_EPOCH = 50_000 + 10_000
 """Images in one CIFAR-10 epoch: the training set, then the test pass."""
-
-
-def cifar_shaped(n_train: int, n_test: int) -> tuple[AugmentedTensors, TensorDataset]:
-    """Random CIFAR-shaped images and labels, the training split augmented on the device."""
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randn(n_train + n_test, 3, 32, 32, generator=generator)
-    labels = torch.randint(0, 10, (n_train + n_test,), generator=generator)
-    train = AugmentedTensors(images[:n_train], labels[:n_train], augment=CropFlip(4, (0.0, 0.0, 0.0)))
-    return train, TensorDataset(images[n_train:], labels[n_train:])
-
-
-def epoch_seconds(method_name: str, teacher: Teacher, student_model: str, options: dict, train, test, device,
-                  epochs: int, speed: Speed) -> float:
-    """Median wall seconds of the epochs after the first."""
-    num_classes, in_channels = 10, train.tensors[0].shape[1]
-    torch.manual_seed(0)
-    student = build_model(student_model, num_classes, in_channels, **options)
-    params = {"rounds": 1, "filter_fraction": 1 / epochs} if method_name in ("rid", "ted") else {}
-    method = build_method(method_name, student_channels=student.feature_channels,
-                          teacher_channels=teacher.feature_channels, num_classes=num_classes, **params)
-    recipe = Recipe(batch_size=128, clip_grad_norm=None if method_name == "baseline" else 100.0)
-    rows = fit(student, method, train, test, recipe=recipe, epochs=epochs, seed=0, teacher=teacher,
-               device=device, progress=False, speed=speed)
-    return statistics.median(row["seconds"] for row in rows[1:])
 
 
 def teacher_pass_seconds(teacher: Teacher, train: TensorDataset, device: torch.device) -> float:
@@ -103,7 +79,7 @@ def main() -> None:
           f"layout {str(speed.layout(device, test[0][0])).removeprefix('torch.')}, compile={speed.compile}")
 
     methods = ["baseline", *[m for m in args.methods if m != "baseline"]]
-    seconds = {m: epoch_seconds(m, teacher, student_model, options, train, test, device, args.epochs, speed)
+    seconds = {m: epoch_seconds(m, teacher, student_model, train, test, device, args.epochs, speed, **options)[0]
                for m in methods}
     floor = seconds["baseline"] + teacher_pass_seconds(teacher, train, device) if args.shape == "mnist1d" else None
     header = f"{'method':>9} {'s/epoch':>9} {'images/s':>9} {'x baseline':>10}"

@@ -51,11 +51,11 @@ def method_for(name: str, student: torch.nn.Module, teacher: Teacher, epochs: in
 
 
 def epoch_seconds(name: str, teacher: Teacher, student_model: str, train: TensorDataset, test: TensorDataset,
-                  device: torch.device, epochs: int, speed: Speed) -> tuple[float, list[dict]]:
+                  device: torch.device, epochs: int, speed: Speed, **options: object) -> tuple[float, list[dict]]:
     """Median wall seconds of the epochs after the first (which warms up: cuDNN autotuning,
-    compilation), and every epoch's metrics."""
+    compilation), and every epoch's metrics; ``options`` are the student model's."""
     torch.manual_seed(0)
-    student = build_model(student_model, 10, train.tensors[0].shape[1])
+    student = build_model(student_model, 10, train.tensors[0].shape[1], **options)
     recipe = Recipe(batch_size=128, clip_grad_norm=None if name == "baseline" else 100.0)
     rows = fit(student, method_for(name, student, teacher, epochs), train, test, recipe=recipe, epochs=epochs, seed=0,
                teacher=teacher, device=device, progress=False, speed=speed)

@@ -21,9 +21,10 @@ from scipy import stats
 
 from .storage import write_atomic
 
-Z = 4.0
-"""Tolerance in standard errors of a difference between two machines: with about 200 numbers
-checked, a correct run on another machine fails by chance with probability about 1%."""
+Z = 4.5
+"""Tolerance in standard errors of a difference between two machines: a correct number fails by
+chance once in about 150,000 (normal tails), so a correct run of the embedded notebooks, which check
+about 420 numbers, fails by chance about 0.3% of the time."""
 
 COLUMNS = ["table", "row", "mean", "std", "n", "floor", "verdict", "margin"]
 """A summary row: a mean over ``n`` seeds with their ``std``; for a claim's part also its verdict
@@ -33,7 +34,7 @@ and ``margin``, how far its interval's nearer end lies from the claim's threshol
 def summarise(frame: pd.DataFrame, table: str, by: Sequence[str], value: str, floor: float) -> pd.DataFrame:
     """Mean, seed std and count of ``value`` per group of ``by`` (one row per seed in ``frame``)."""
     stats = frame.groupby(list(by), dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
-    rows = stats[list(by)].astype(str).agg(", ".join, axis=1) if by else pd.Series([""] * len(stats))
+    rows = stats[list(by)].apply(lambda row: ", ".join(map(str, row)), axis=1) if by else pd.Series([""] * len(stats))
     return pd.DataFrame({"table": table, "row": rows, "mean": stats["mean"], "std": stats["std"].fillna(0.0),
                          "n": stats["count"], "floor": floor, "verdict": "", "margin": math.nan})[COLUMNS]
 

@@ -41,11 +41,12 @@ def accuracy_table(runs: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
 
 def accuracy_curves(runs: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Test accuracy against epoch, one panel per teacher kind, mean and seed spread per method."""
+    """Test accuracy against epoch, one panel per teacher kind, a line per method: the mean over seeds
+    with its 95% confidence band."""
     frame = with_baseline_per_teacher(runs).assign(test_acc=lambda f: 100 * f["test_acc"])
     teachers = [t for t in TEACHER_ORDER if t in set(frame["teacher"])]
     grid = sns.relplot(
-        data=frame, x="epoch", y="test_acc", hue="method", col="teacher", kind="line", errorbar="sd",
+        data=frame, x="epoch", y="test_acc", hue="method", col="teacher", kind="line", errorbar=("ci", 95),
         hue_order=[m for m in METHOD_ORDER if m in set(frame["method"])], col_order=teachers,
         height=3.2, aspect=1.1,
     )
@@ -56,14 +57,14 @@ def accuracy_curves(runs: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 def pid_curves(pid: pd.DataFrame, terms: tuple[str, ...] = ("red", "uni_t"), title: str = "") -> plt.Figure:
-    """PID terms (bits) against epoch: a row per term, a column per teacher kind, a line per method,
-    with the shuffled-label control dashed."""
+    """PID terms (bits) against epoch: a row per term, a column per teacher kind, a line per method
+    (mean and 95% band over seeds), with the shuffled-label control dashed."""
     long = pid.melt(
         id_vars=["teacher", "method", "seed", "epoch", "control"], value_vars=list(terms), var_name="term", value_name="bits"
     ).assign(labels=lambda f: f["control"].map({False: "labels", True: "shuffled labels"}))
     grid = sns.relplot(
         data=long, x="epoch", y="bits", hue="method", style="labels", row="term", col="teacher", kind="line",
-        errorbar="sd", hue_order=[m for m in METHOD_ORDER if m in set(long["method"])],
+        errorbar=("ci", 95), hue_order=[m for m in METHOD_ORDER if m in set(long["method"])],
         col_order=[t for t in TEACHER_ORDER if t in set(long["teacher"])], style_order=["labels", "shuffled labels"],
         height=2.8, aspect=1.2, facet_kws={"sharey": "row"},
     )
@@ -96,16 +97,16 @@ def stacked_information(pid: pd.DataFrame, epoch: int) -> plt.Figure:
 
 
 def noise_curve(runs: pd.DataFrame) -> plt.Figure:
-    """Final accuracy of each method against the teacher's noise level, the baseline as a band."""
+    """Final accuracy of each method against the teacher's noise level (mean and 95% band over seeds),
+    the baseline's 95% interval as a band."""
     final = final_epochs(runs).assign(test_acc=lambda f: 100 * f["test_acc"])
     noisy = final[final["teacher"] == "noisy"]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    sns.lineplot(data=noisy, x="noise_sigma", y="test_acc", hue="method", marker="o", errorbar="sd", ax=ax,
+    sns.lineplot(data=noisy, x="noise_sigma", y="test_acc", hue="method", marker="o", errorbar=("ci", 95), ax=ax,
                  hue_order=[m for m in METHOD_ORDER if m in set(noisy["method"])])
     base = final[final["method"] == "baseline"]["test_acc"]
-    if len(base):
-        spread = base.std() if len(base) > 1 else 0.0
-        ax.axhspan(base.mean() - spread, base.mean() + spread, color="gray", alpha=0.2, label="baseline ± std")
+    if len(base) > 1:
+        ax.axhspan(*interval_of(base), color="gray", alpha=0.2, label="baseline (95% CI)")
         ax.axhline(base.mean(), color="gray", lw=1)
     ax.set(xlabel="teacher noise sigma", ylabel="final test accuracy (%)")
     ax.legend(fontsize=8)

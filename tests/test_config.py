@@ -20,7 +20,7 @@ def test_a_baseline_has_no_teacher_so_all_teacher_kinds_share_it():
 
 def test_teacher_kinds_resolve_to_the_intended_teachers():
     trained, untrained, noisy = (EMBEDDED.config("mnist1d", kind, "vid", 0).teacher for kind in ("trained", "untrained", "noisy"))
-    assert trained.training.model == trained.model == "cnn1d-teacher" and trained.training.method == "baseline"
+    assert trained.training.model == trained.model == "wrn1d-16-2" and trained.training.method == "baseline"
     assert untrained.training is None and untrained.reestimate_bn == EMBEDDED.spec.teachers.untrained.reestimate_bn
     assert noisy.training == trained.training and noisy.noise == EMBEDDED.spec.teachers.noisy and trained.noise is None
 
@@ -89,9 +89,9 @@ def test_every_bad_entry_is_one_clear_error(overrides, message):
 
 
 def test_a_schedule_that_leaves_the_student_no_epoch_is_refused_before_any_run():
-    profile = Profile.load("embedded", {"methods.rid.rounds": 40})
+    profile = Profile.load("embedded", {"methods.rid.rounds": 80})
     assert profile.config("digits", "trained", "kd", 0).method == "kd"
-    with pytest.raises(ConfigError, match="methods.rid with 30 epochs: rounds=40 and filter_fraction=0.1 leave no student epoch"):
+    with pytest.raises(ConfigError, match="methods.rid with 80 epochs: rounds=80 and filter_fraction=0.25 leave no student epoch"):
         profile.config("digits", "trained", "rid", 0)
 
 
@@ -114,7 +114,7 @@ def test_a_profile_file_can_extend_a_shipped_one_but_not_itself(tmp_path):
 
 
 def test_pid_epochs_beyond_a_shortened_run_are_left_out():
-    assert Profile.load("embedded", {"student_training.epochs": 7}).config("digits", "trained", "vid", 0).pid_epochs == (1, 5)
+    assert Profile.load("embedded", {"student_training.epochs": 25}).config("digits", "trained", "vid", 0).pid_epochs == (1, 10, 20)
 
 
 def test_the_grid_has_each_run_once_and_baselines_are_shared():
@@ -178,4 +178,4 @@ def test_chosen_weights_replace_the_profiles_and_share_the_sweeps_runs():
     assert chosen.config("mnist1d", "trained", "vid", 2).key in {c.key for c in profile.weight_grid()}
     assert chosen.config("mnist1d", "trained", "rid", 0) == profile.config("mnist1d", "trained", "rid", 0)
     with pytest.raises(ConfigError, match="has no weight_sweep section"):
-        EMBEDDED.weight_grid()
+        Profile.load("paper").weight_grid()

@@ -1,9 +1,12 @@
-"""Notebook hygiene: timings go, outputs and execution counts stay."""
+"""The notebooks: one Colab cell and a two-line set-up each, results found from the package's
+location, and papermill's timings stripped (outputs and execution counts stay)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import nbformat
 
-from pidkd.notebooks import strip_timings
+from pidkd.notebooks import COLAB_CELL, setup, strip_timings
 
 
 def test_timings_are_stripped_and_outputs_kept(tmp_path):
@@ -23,3 +26,32 @@ def test_timings_are_stripped_and_outputs_kept(tmp_path):
     assert stripped.cells[0].metadata == {"tags": ["parameters"], "papermill": {"status": "completed"}}
     assert stripped.cells[1].id == "injected-parameters"
     assert stripped.cells[0].execution_count == 3 and stripped.cells[0].outputs[0]["data"]["text/plain"] == "2"
+
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def test_every_notebook_opens_with_the_colab_cell_and_a_two_line_set_up():
+    assert [nb.name[0] for nb in NOTEBOOKS] == list("1234567")
+    for path in NOTEBOOKS:
+        code = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        assert code[0].source == COLAB_CELL, path.name
+        assert "parameters" in code[1].metadata.get("tags", []), path.name
+        setup = code[3] if "injected-parameters" in code[2].metadata.get("tags", []) else code[2]
+        assert setup.source.splitlines()[0] == "from pidkd import notebooks" and len(setup.source.splitlines()) == 2
+
+
+def test_the_primer_needs_no_seeds_device_or_jobs():
+    code = [c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code"]
+    assigned = {line.split("=")[0].strip() for line in code[1].source.splitlines() if "=" in line}
+    assert assigned == {"profile"}
+
+
+def test_setup_finds_the_repositorys_results_whatever_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("PIDKD_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    session = setup("embedded")
+    assert session.folder == Path(__file__).parents[1] / "results" / "embedded"
+    assert session.as_shipped and not setup("embedded", {"seeds": [0]}).as_shipped
+    mine = setup("embedded", results=tmp_path / "elsewhere")
+    assert mine.folder == tmp_path / "elsewhere" / "embedded"

@@ -165,3 +165,17 @@ def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path,
     weights.unlink()  # a student's job on another machine has the checkpoint, not ImageNet's weights
     again = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
     assert all(torch.equal(a, b) for a, b in zip(fine_tuned.state_dict().values(), again.state_dict().values()))
+
+
+def test_the_embedded_profile_mirrors_the_papers_setting(capsys):
+    profile = Profile.load("embedded")
+    assert len(profile.seeds) >= 5 and profile.spec.teachers.untrained.reestimate_bn is False
+    sweep = profile.spec.weight_sweep
+    assert 100.0 in sweep.weights["vid"] and 10.0 in sweep.weights["rid"] and set(sweep.teachers) == {"trained", "untrained"}
+    rid = _shown(capsys, "embedded", "mnist1d", "untrained", "rid")
+    assert (rid["model"], rid["teacher"]["model"]) == ("wrn1d-10-1", "wrn1d-16-2") and not rid["augment"]
+    assert rid["teacher"]["training"] is None and rid["teacher"]["reestimate_bn"] is False  # the paper's untrained teacher
+    assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"]) == (10, 0.25)
+    assert rid["recipe"]["optimizer"] == "sgd" and rid["recipe"]["clip_grad_norm"] == 100
+    vid = _shown(capsys, "embedded", "mnist1d", "trained", "vid")  # the teacher learns from the students' data only
+    assert vid["validation_per_class"] > 0 and vid["teacher"]["training"]["validation_per_class"] == vid["validation_per_class"]
