@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
     teacher = commands.add_parser("teacher", help="train a dataset's teacher (or return it cached), before its students")
     _run_arguments(teacher)
+    teacher.add_argument("--seed", type=int, default=0, help="the teacher's seed")
 
     show = commands.add_parser("show", help="print a run's fully resolved configuration (its config.json) and key")
     _profile_arguments(show)
@@ -128,7 +129,7 @@ def _command(config: Config, profile: str, overrides: list[tuple[str, Any]], tea
         overrides = [*overrides, *_sweep_overrides(config)]
     sets = "".join(f" --set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides)  # JSON is YAML
     if teacher:
-        return f"python -m pidkd teacher --profile {profile} --dataset {config.dataset}{sets}"
+        return f"python -m pidkd teacher --profile {profile} --dataset {config.dataset} --seed {config.seed}{sets}"
     kind = config.teacher_kind if config.teacher else "trained"
     return (f"python -m pidkd run --profile {profile} --dataset {config.dataset} --teacher {kind} "
             f"--method {config.method} --seed {config.seed}{sets}")
@@ -182,7 +183,7 @@ def _config(args: argparse.Namespace) -> Config:
     """The run a ``run``, ``teacher`` or ``show`` command names."""
     profile = Profile.load(args.profile, dict(args.set))
     if args.command == "teacher":
-        return profile.teacher_training(args.dataset)
+        return profile.teacher_training(args.dataset, args.seed)
     return profile.config(args.dataset, args.teacher, args.method, args.seed)
 
 

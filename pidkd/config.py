@@ -123,9 +123,12 @@ def randomly_initialised(options: Items) -> Items:
 
 
 class TeacherTraining(Schema):
-    """How a dataset's trained teacher is made: a baseline run of the teacher model."""
+    """How a dataset's trained teacher is made: a baseline run of the teacher model. With ``seed``
+    unset, the students of each seed distil from a teacher of that seed, so a seed replicates the
+    whole experiment, teacher and students; with it set, every student distils from that one
+    teacher (the authors' design, cheaper where teachers are expensive)."""
 
-    seed: int = 0
+    seed: int | None = None
     epochs: PositiveInt | None = None
     recipe: Recipe = Recipe()
     evaluate_every: PositiveInt = 1
@@ -365,16 +368,20 @@ class Profile:
                               f"in datasets.{dataset}.{section}")
         return training
 
-    def teacher_training(self, dataset: str, seed: int | None = None) -> Config:
-        """The run that trains a dataset's teacher: a baseline run of the teacher model (for an
-        ImageNet-pretrained one, its fine-tuning); ``seed`` in place of the profile's, e.g. to see
-        how much teachers vary."""
+    def teacher_seed(self, dataset: str, seed: int) -> int:
+        """The seed of the teacher that the students of seed ``seed`` distil from."""
+        fixed = self._training(dataset, "teacher_training").seed
+        return seed if fixed is None else fixed
+
+    def teacher_training(self, dataset: str, seed: int) -> Config:
+        """The run that trains a dataset's teacher of seed ``seed``: a baseline run of the teacher
+        model (for an ImageNet-pretrained one, its fine-tuning)."""
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
         return Config(
             profile=self.name,
             dataset=dataset,
             model=entry.teacher_model,
-            seed=training.seed if seed is None else seed,
+            seed=seed,
             epochs=training.epochs,
             recipe=training.recipe,
             options=_items(entry.teacher_options),
@@ -384,9 +391,9 @@ class Profile:
             evaluate_every=training.evaluate_every,
         )
 
-    def teacher(self, dataset: str, kind: str, seed: int | None = None) -> TeacherConfig:
-        """The teacher of kind ``kind`` that the profile's students of ``dataset`` distil from
-        (with ``seed``: another of its kind, trained or initialised from that seed)."""
+    def teacher(self, dataset: str, kind: str, seed: int) -> TeacherConfig:
+        """The teacher of kind ``kind`` and seed ``seed`` of ``dataset`` (trained, or initialised,
+        from that seed); :meth:`teacher_seed` says which seed a student distils from."""
         check_name("teacher kind", kind, KINDS)
         training = self.teacher_training(dataset, seed)
         untrained = kind == "untrained"
@@ -426,7 +433,7 @@ class Profile:
             recipe=recipe,
             method=method,
             params=_items(params.model_dump()),
-            teacher=self.teacher(dataset, teacher) if cls.needs_teacher else None,
+            teacher=self.teacher(dataset, teacher, self.teacher_seed(dataset, seed)) if cls.needs_teacher else None,
             options=_items(entry.student_options),
             samples_per_class=entry.samples_per_class,
             validation_per_class=entry.validation_per_class,

@@ -176,12 +176,18 @@ def run_grid(
         if executor is not None:
             _wait([executor.submit(run, c, root, device, False, speed) for c in todo], progress)
         elif jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            with processes(min(jobs, len(todo))) as pool:
                 _wait([pool.submit(run, c, root, device, False, speed) for c in todo], progress)
         else:
             for config in progress_bar(todo, progress, desc="runs"):
                 run(config, root=root, device=device, progress=False, speed=speed)
     return [run(c, root=root, device=device, progress=False) for c in configs]
+
+
+def processes(jobs: int) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` spawned (not forked) processes: a fork of a process that has run torch
+    can hang."""
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _wait(jobs: list[Any], progress: bool) -> None:

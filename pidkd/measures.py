@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from . import data, experiment, pid
-from .config import PIDSettings, Profile, TeacherConfig
+from .config import Config, PIDSettings, Profile, TeacherConfig
 from .errors import ConfigError
 from .results import Result, label_rows, load_representations
 from .storage import write_atomic
@@ -31,10 +31,7 @@ def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: 
     against = against or config.teacher
     if against is None:
         raise ConfigError(f"run {config.key} ({config.method}) has no teacher: say which to measure it against")
-    fields = [f.name for f in dataclasses.fields(pid.Measurement)]
-    measured = dict(settings.model_dump(include={"layers", "n_clusters", "n_components", "bootstrap"}), seed=seed,
-                    fields=fields, teacher=against.as_dict())
-    cache = result.directory / f"pid-{hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:8]}.csv"
+    cache = _cache(result, settings, against, seed)
     if cache.exists():
         return pd.read_csv(cache, dtype={"key": str})  # keys are hex: keep leading zeros
     teacher = teacher or experiment.teacher_representations(against, config.dataset)
@@ -58,27 +55,54 @@ def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: 
     return frame
 
 
+def _cache(result: Result, settings: PIDSettings, against: TeacherConfig, seed: int) -> Path:
+    """Where ``measure_run`` keeps a run's PID against ``against`` with these settings."""
+    fields = [f.name for f in dataclasses.fields(pid.Measurement)]
+    measured = dict(settings.model_dump(include={"layers", "n_clusters", "n_components", "bootstrap"}), seed=seed,
+                    fields=fields, teacher=against.as_dict())
+    return result.directory / f"pid-{hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:8]}.csv"
+
+
+def _teachers(config: Config, profile: Profile, kinds: Sequence[str]) -> list[TeacherConfig]:
+    """The teachers of each kind that the students of ``config``'s dataset and seed distil from."""
+    seed = profile.teacher_seed(config.dataset, config.seed)
+    return [profile.teacher(config.dataset, kind, seed) for kind in kinds]
+
+
+def _measure_against(against: TeacherConfig, results: list[Result], settings: PIDSettings) -> dict[str, pd.DataFrame]:
+    """``measure_run`` of ``results`` (runs of one dataset) against one teacher, by run key; the
+    teacher's features are computed once, if any run needs them, and only its measured layers kept
+    (a CUB teacher's four take about 8 GB)."""
+    teacher = None
+    if any(not _cache(r, settings, against, 0).exists() for r in results):
+        every = experiment.teacher_representations(against, results[0].config.dataset)
+        measured = {layer % len(every) for layer in settings.layers}
+        teacher = [f if i in measured else None for i, f in enumerate(every)]
+    return {r.config.key: measure_run(r, settings, against, teacher=teacher) for r in results}
+
+
 def measure_runs(results: list[Result], profile: Profile, folder: Path | None = None, *,
-                 baselines_against: Sequence[str] = (), progress: bool = True) -> pd.DataFrame:
+                 baselines_against: Sequence[str] = (), progress: bool = True, jobs: int = 1) -> pd.DataFrame:
     """``measure_run`` with the profile's PID settings over ``results``: each distillation run
-    against its teacher, each baseline against the profile's teacher of each kind in
-    ``baselines_against``, sharing each teacher's representations; written to ``folder/pid.csv``
-    when given."""
+    against its teacher, each baseline against the teacher of each kind in ``baselines_against``,
+    one teacher's runs at a time in each of ``jobs`` processes (the numbers do not depend on
+    ``jobs``); written to ``folder/pid.csv`` when given."""
     settings = profile.pid
     results = list({r.config.key: r for r in results}.values())  # a baseline recurs under every teacher kind
-    pairs = [(r, t) for r in results for t in
-             ([r.config.teacher] if r.config.teacher else [profile.teacher(r.config.dataset, k) for k in baselines_against])]
-    features: dict[tuple[str, TeacherConfig], list[torch.Tensor | None]] = {}
-    frames = []
-    for result, against in progress_bar(pairs, progress, desc="PID"):
-        # an untrained teacher's config names no dataset, so the dataset is part of the key
-        key = (result.config.dataset, against)
-        if key not in features:  # keep only the measured layers: a CUB teacher's four take about 8 GB
-            every = experiment.teacher_representations(against, result.config.dataset)
-            measured = {layer % len(every) for layer in settings.layers}
-            features[key] = [f if i in measured else None for i, f in enumerate(every)]
-        frames.append(measure_run(result, settings, against, teacher=features[key]))
-    table = pd.concat(frames, ignore_index=True)
+    pairs = [(r, t) for r in results
+             for t in ([r.config.teacher] if r.config.teacher else _teachers(r.config, profile, baselines_against))]
+    # an untrained teacher's config names no dataset, so the dataset is part of a teacher's key
+    by_teacher: dict[tuple[str, TeacherConfig], list[Result]] = {}
+    for result, against in pairs:
+        by_teacher.setdefault((result.config.dataset, against), []).append(result)
+    work = [(against, runs, settings) for (_, against), runs in by_teacher.items()]
+    if jobs > 1 and len(work) > 1:
+        with experiment.processes(min(jobs, len(work))) as pool:
+            measured = list(progress_bar(pool.map(_measure_against, *zip(*work)), progress, total=len(work), desc="PID"))
+    else:
+        measured = [_measure_against(*w) for w in progress_bar(work, progress, desc="PID")]
+    frames = dict(zip(by_teacher, measured))
+    table = pd.concat([frames[(r.config.dataset, t)][r.config.key] for r, t in pairs], ignore_index=True)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / "pid.csv", table.to_csv(index=False))

@@ -67,7 +67,7 @@ def test_sweep_lists_each_run_as_a_command_with_its_status(results, capsys):
     assert main(["sweep", *TINY_GRID]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and all(line.startswith("pending ") for line in lines)
-    assert "python -m pidkd teacher --profile embedded --dataset digits --set 'seeds=[0]'" in lines[0]  # first
+    assert "python -m pidkd teacher --profile embedded --dataset digits --seed 0 --set 'seeds=[0]'" in lines[0]  # first
     assert "python -m pidkd run --profile embedded --dataset digits --teacher trained --method kd --seed 0" in lines[2]
     command = shlex.split(lines[0].split("  ", 1)[1])[3:]  # what follows python -m pidkd
     assert main([*command, "--quiet", "--device", "cpu"]) == 0
@@ -152,7 +152,7 @@ def test_every_listed_command_of_a_sweep_trains_the_listed_run(grid, results, ca
         sets = dict(value.split("=", 1) for flag, value in pairs if flag == "--set")
         profile = Profile.load(args["--profile"], {k: json.loads(v) for k, v in sets.items()})
         if command[3] == "teacher":
-            assert profile.teacher_training(args["--dataset"]).key == key
+            assert profile.teacher_training(args["--dataset"], int(args["--seed"])).key == key
         else:
             assert profile.config(args["--dataset"], args["--teacher"], args["--method"], int(args["--seed"])).key == key
     assert len(lines) > 10

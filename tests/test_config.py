@@ -25,6 +25,16 @@ def test_teacher_kinds_resolve_to_the_intended_teachers():
     assert noisy.training == trained.training and noisy.noise == EMBEDDED.spec.teachers.noisy and trained.noise is None
 
 
+def test_each_seed_distils_from_a_teacher_of_its_own_seed_unless_the_profile_fixes_one():
+    teachers = {seed: EMBEDDED.config("mnist1d", "trained", "kd", seed).teacher for seed in EMBEDDED.seeds}
+    assert [t.training.seed for t in teachers.values()] == list(EMBEDDED.seeds)
+    assert all(t == EMBEDDED.teacher("mnist1d", "trained", seed) for seed, t in teachers.items())
+    assert {EMBEDDED.config("mnist1d", "untrained", "kd", seed).teacher.seed for seed in EMBEDDED.seeds} == set(EMBEDDED.seeds)
+    fixed = Profile.load("embedded", {"teacher_training.seed": 7})
+    assert {fixed.config("mnist1d", "noisy", "kd", seed).teacher.training.seed for seed in fixed.seeds} == {7}
+    assert Profile.load("paper").config("cifar10", "trained", "kd", 2).teacher.training.seed == 0  # the authors' one teacher
+
+
 def test_keys_depend_on_every_setting():
     base = EMBEDDED.config("digits", "trained", "rid", 0)
     assert base.key == Profile.load("embedded").config("digits", "trained", "rid", 0).key

@@ -1,6 +1,7 @@
 """PID measures of runs: rows per (epoch, layer, control), cached, shared teachers."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -53,7 +54,7 @@ def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
 
 def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
     # cifar10 and cifar100 have the same untrained wrn-40-2 teacher config but different test sets
-    teacher = Profile.load("embedded").teacher("digits", "untrained")
+    teacher = Profile.load("embedded").teacher("digits", "untrained", 0)
     calls = []
 
     def representations(config, dataset):
@@ -61,6 +62,7 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
         return [f"layer {i} of {dataset}" for i in range(3)]
 
     monkeypatch.setattr(experiment, "teacher_representations", representations)
+    monkeypatch.setattr(measures, "_cache", lambda *args: Path("/nonexistent/pid.csv"))
     monkeypatch.setattr(measures, "measure_run", lambda done, settings, against, teacher: pd.DataFrame({"t": [teacher]}))
     runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d, key=str(i)))
             for i, d in enumerate(("cifar10", "cifar10", "cifar100"))]
@@ -68,6 +70,15 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
     assert calls == ["cifar10", "cifar100"]
     kept = [[f"layer 0 of {d}", None, f"layer 2 of {d}"] for d in ("cifar10", "cifar10", "cifar100")]
     assert list(table["t"]) == kept  # only the measured layers are held
+
+
+def test_measuring_in_several_processes_gives_the_same_table_in_the_same_order(runs):
+    profile = Profile.load("embedded", TINY)
+    parallel = measures.measure_runs(runs, profile, baselines_against=("trained", "untrained"), progress=False, jobs=2)
+    for cached in {p for r in runs for p in r.directory.glob("pid-*.csv")}:
+        cached.unlink()
+    serial = measures.measure_runs(runs, profile, baselines_against=("trained", "untrained"), progress=False)
+    assert len(serial) == 4 * 2 * 2 * 2 and parallel.equals(serial)  # pairs x epochs x layers x controls
 
 
 def test_a_baseline_is_measured_against_each_teacher_asked_for(runs, results):

@@ -41,7 +41,7 @@ def test_paper_cifar_runs_follow_the_intended_recipe():
     assert Profile.load("paper").config("cifar10", "trained", "baseline", 1).recipe == SGD  # no clipping
     assert dict(Profile.load("paper").config("cifar10", "untrained", "vid", 0).params) == {"ce_weight": 1.0, "variant": "paper", "weight": 100}
     assert dict(Profile.load("paper").config("cifar100", "noisy", "ted", 0).teacher.options) == {"dropout": 0.3}
-    assert Profile.load("paper").teacher("cifar10", "untrained").reestimate_bn is False
+    assert Profile.load("paper").teacher("cifar10", "untrained", 0).reestimate_bn is False
     assert (rid.pid_layers, rid.pid_dtype) == ((-1,), "float16")
 
 
@@ -51,7 +51,7 @@ def test_paper_cub_transfers_from_an_imagenet_resnet34_to_a_resnet18():
     fine_tuning = trained.teacher.training
     assert (fine_tuning.model, dict(fine_tuning.options), fine_tuning.epochs) == ("resnet34", {"pretrained": True}, 30)
     assert (fine_tuning.recipe.lr, fine_tuning.recipe.milestones, fine_tuning.recipe.nesterov) == (0.01, (20,), True)
-    untrained = Profile.load("paper").teacher("cub200", "untrained")
+    untrained = Profile.load("paper").teacher("cub200", "untrained", 0)
     assert (untrained.training, untrained.options) == (None, ())  # randomly initialised, not ImageNet
     assert Profile.load("paper").config("cifar10", "trained", "rid", 0).epochs == 300  # CUB's own sections stay CUB's
 
@@ -160,7 +160,7 @@ def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path,
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # the real format
     overrides = {"datasets.cub200.teacher_model": "resnet18",
                  "datasets.cub200.teacher_training": {"epochs": 1, "recipe": {"batch_size": 8}}}
-    teacher = Profile.load("paper", overrides).teacher("cub200", "trained")
+    teacher = Profile.load("paper", overrides).teacher("cub200", "trained", 0)
     fine_tuned = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
     weights.unlink()  # a student's job on another machine has the checkpoint, not ImageNet's weights
     again = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
