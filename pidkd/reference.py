@@ -3,10 +3,11 @@ tolerances that follow from their seed spread.
 
 Another machine's CPU computes slightly different training numbers (other vector kernels, other
 reduction orders), and training amplifies those last bits: a run there is in effect another draw
-of the seed's noise. So a mean over n seeds with seed standard deviation s may move by about
-s * sqrt(2 / n) between two machines, and it is checked within ``Z`` times that (or ``floor``,
-the smallest change that means anything, e.g. one test example). Exact comparison is left to nbval,
-for what does not depend on the machine. docs/reproducibility.md says more.
+of the seed's noise. So a mean over n seeds moves between two machines by about s * sqrt(2 / n),
+for seed standard deviation s. Both spreads, the reference's and this run's, are estimates from a
+few seeds, so the bound is a two-sample t bound on their pooled spread (or ``floor``, the smallest
+change that means anything, e.g. one test example). Exact comparison is left to nbval, for what
+does not depend on the machine. docs/reproducibility.md says more.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from scipy import stats
 
 from .storage import write_atomic
 
-Z = 4.5
-"""Tolerance in standard errors of a difference between two machines: a correct number fails by
-chance once in about 150,000 (normal tails), so a correct run of the embedded notebooks, which check
-about 420 numbers, fails by chance about 0.3% of the time."""
+ALPHA = 1 / 150_000
+"""The chance that a correct number fails its check: a correct run of the embedded notebooks, which
+check about 420 numbers, fails by chance about 0.3% of the time."""
+
 
 COLUMNS = ["table", "row", "mean", "std", "n", "floor", "verdict", "margin"]
 """A summary row: a mean over ``n`` seeds with their ``std``; for a claim's part also its verdict
@@ -47,24 +48,43 @@ def summarise_claims(found: pd.DataFrame, table: str, floors: dict[str, float]) 
                          "verdict": found["part_verdict"], "margin": found["margin"]})[COLUMNS]
 
 
-def tolerance(std: float, n: int, floor: float) -> float:
-    """How far a mean over ``n`` seeds of seed std ``std`` may move on another machine."""
-    return max(floor, Z * std * math.sqrt(2 / n))
+def critical(df: int) -> float:
+    """How many standard errors a correct number may move: the two-sided ``ALPHA`` quantile of
+    Student's t with ``df`` degrees of freedom. With five seeds a side (8 degrees) it is 10.3, where
+    a known spread would give 4.5: a spread estimated from five seeds is often half the true one."""
+    return float(stats.t.ppf(1 - ALPHA / 2, df))
 
 
-def edge_tolerance(std: float, n: int) -> float:
-    """How far the end of a 95% t-interval over ``n`` seeds may move on another machine: its mean
-    moves (variance 2 s^2 / n) and so does its half-width t s / sqrt(n), through s (variance about
-    s^2 / (n - 1) between two machines)."""
-    t = stats.t.ppf(0.975, n - 1)
-    return Z * std * math.sqrt(2 / n + t**2 / (n * (n - 1)))
+def _pooled(std_ref: float, n_ref: int, std: float, n: int) -> tuple[float, int]:
+    """The pooled seed spread of two runs of ``n_ref`` and ``n`` seeds, and its degrees of freedom."""
+    df = n_ref + n - 2
+    return (math.sqrt(((n_ref - 1) * std_ref**2 + (n - 1) * std**2) / df) if df > 0 else 0.0), df
+
+
+def tolerance(std_ref: float, n_ref: int, std: float, n: int, floor: float) -> float:
+    """How far a mean over ``n`` seeds (spread ``std``) may lie from the reference's mean over
+    ``n_ref`` seeds (spread ``std_ref``) when only the machine differs."""
+    spread, df = _pooled(std_ref, n_ref, std, n)
+    return floor if df < 1 else max(floor, critical(df) * spread * math.sqrt(1 / n_ref + 1 / n))
+
+
+def edge_tolerance(std_ref: float, n_ref: int, std: float, n: int) -> float:
+    """How far the end of a 95% t-interval over ``n_ref`` seeds may move on another machine: its mean
+    moves (variance s^2 (1 / n_ref + 1 / n)) and so does its half-width t s / sqrt(n), through s
+    (variance about s^2 / (n - 1) between two machines)."""
+    spread, df = _pooled(std_ref, n_ref, std, n)
+    if df < 1 or n_ref < 2:
+        return 0.0
+    t = stats.t.ppf(0.975, n_ref - 1)
+    return critical(df) * spread * math.sqrt(1 / n_ref + 1 / n + t**2 / (n_ref * (n_ref - 1)))
 
 
 def compare(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``current`` that differ from ``reference`` by more than their tolerance (the
-    reference's), or that one of the two lacks, with what is wrong. A claim's part whose verdict
-    differs is wrong unless the reference's interval ended within its edge tolerance of the
-    threshold (a borderline verdict, which another machine may legitimately tip)."""
+    """The rows of ``current`` that differ from ``reference`` by more than their tolerance, or that
+    one of the two lacks, with what is wrong. A claim's part whose verdict went from holds to
+    contradicted or back (its interval moved wholly across its threshold) is always wrong; one that
+    went to or from inconclusive is wrong unless the reference's interval ended within its edge
+    tolerance of the threshold (a borderline verdict, which another machine may legitimately tip)."""
     merged = current.merge(reference, on=["table", "row"], how="outer", suffixes=("", "_ref"), indicator="side")
     problems = []
     for row in merged.itertuples():
@@ -73,12 +93,14 @@ def compare(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         elif row.side == "right_only":
             problems.append((row.table, row.row, "in the reference but not computed"))
         else:
-            allowed = tolerance(row.std_ref, int(row.n_ref), row.floor_ref)
+            allowed = tolerance(row.std_ref, int(row.n_ref), row.std, int(row.n), row.floor_ref)
             if not abs(row.mean - row.mean_ref) <= allowed:
                 problems.append((row.table, row.row, f"{row.mean:.4g} against {row.mean_ref:.4g} (tolerance {allowed:.2g})"))
-            robust = row.margin_ref > max(row.floor_ref, edge_tolerance(row.std_ref, int(row.n_ref)))
-            if isinstance(row.verdict_ref, str) and row.verdict_ref and row.verdict != row.verdict_ref and robust:
-                problems.append((row.table, row.row, f"{row.verdict} against {row.verdict_ref}"))
+            if isinstance(row.verdict_ref, str) and row.verdict_ref and row.verdict != row.verdict_ref:
+                crossed = {row.verdict, row.verdict_ref} == {"holds", "contradicted"}
+                edge = edge_tolerance(row.std_ref, int(row.n_ref), row.std, int(row.n))
+                if crossed or row.margin_ref > max(row.floor_ref, edge):
+                    problems.append((row.table, row.row, f"{row.verdict} against {row.verdict_ref}"))
     return pd.DataFrame(problems, columns=["table", "row", "problem"])
 
 
@@ -141,8 +163,8 @@ class Choice:
 def check_choice(stats: pd.DataFrame, committed: dict[str, float], what: str = "weight") -> Choice:
     """``stats``: mean, std and count per (method, option), higher is better; ``committed``: the
     option the profile uses for each method. A committed option that is not the best here agrees
-    when the best leads it by less than Z standard errors of a between-machine difference of the
-    two gaps' means."""
+    when the best leads it by less than the critical number of standard errors of a
+    between-machine difference of the two gaps' means."""
     lines, agrees = [], True
     for method, option in committed.items():
         rows = stats.loc[method]
@@ -151,7 +173,8 @@ def check_choice(stats: pd.DataFrame, committed: dict[str, float], what: str = "
             lines.append(f"{method}: the committed {what} {option:g} is the best here")
             continue
         mine, top = rows.loc[option], rows.loc[best]
-        allowed = Z * math.sqrt(2 * (mine["std"] ** 2 / mine["count"] + top["std"] ** 2 / top["count"]))
+        df = int(mine["count"] + top["count"]) - 2
+        allowed = critical(df) * math.sqrt(2 * (mine["std"] ** 2 / mine["count"] + top["std"] ** 2 / top["count"]))
         close = top["mean"] - mine["mean"] <= allowed
         agrees &= close
         lines.append(f"{method}: the committed {what} {option:g} is within its tolerance of the best here"
