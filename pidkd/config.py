@@ -377,19 +377,7 @@ class Profile:
         """The run that trains a dataset's teacher of seed ``seed``: a baseline run of the teacher
         model (for an ImageNet-pretrained one, its fine-tuning)."""
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
-        return Config(
-            profile=self.name,
-            dataset=dataset,
-            model=entry.teacher_model,
-            seed=seed,
-            epochs=training.epochs,
-            recipe=training.recipe,
-            options=_items(entry.teacher_options),
-            samples_per_class=entry.samples_per_class,
-            validation_per_class=entry.validation_per_class,
-            augment=entry.augment,
-            evaluate_every=training.evaluate_every,
-        )
+        return self._run(dataset, entry.teacher_model, entry.teacher_options, training, training.recipe, seed)
 
     def teacher(self, dataset: str, kind: str, seed: int) -> TeacherConfig:
         """The teacher of kind ``kind`` and seed ``seed`` of ``dataset`` (trained, or initialised,
@@ -424,25 +412,24 @@ class Profile:
             cls.check(params, training.epochs)
         except ConfigError as error:
             raise ConfigError(f"profile {self.name!r}: methods.{method} with {training.epochs} epochs: {error}") from error
-        return Config(
-            profile=self.name,
-            dataset=dataset,
-            model=entry.student_model,
-            seed=seed,
-            epochs=training.epochs,
-            recipe=recipe,
+        return self._run(
+            dataset, entry.student_model, entry.student_options, training, recipe, seed,
             method=method,
             params=_items(params.model_dump()),
             teacher=self.teacher(dataset, teacher, self.teacher_seed(dataset, seed)) if cls.needs_teacher else None,
-            options=_items(entry.student_options),
-            samples_per_class=entry.samples_per_class,
-            validation_per_class=entry.validation_per_class,
-            augment=entry.augment,
-            evaluate_every=training.evaluate_every,
             pid_epochs=tuple(e for e in training.pid_epochs if e <= training.epochs),
             pid_layers=self.spec.pid.layers,
             pid_dtype=self.spec.pid.dtype,
         )
+
+    def _run(self, dataset: str, model: str, options: Mapping[str, Any], training: TeacherTraining | StudentTraining,
+             recipe: Recipe, seed: int, **rest: Any) -> Config:
+        """The Config of a run of ``model`` on ``dataset``: what teachers' and students' runs share."""
+        entry = self._entry(dataset)
+        return Config(profile=self.name, dataset=dataset, model=model, seed=seed, epochs=training.epochs,
+                      recipe=recipe, options=_items(options), samples_per_class=entry.samples_per_class,
+                      validation_per_class=entry.validation_per_class, augment=entry.augment,
+                      evaluate_every=training.evaluate_every, **rest)
 
     def grid(self) -> list[Config]:
         """Every run of the grid (datasets x teachers x methods x seeds), each once."""
