@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
+import shutil
 import sys
 from typing import Any
 
@@ -15,11 +17,11 @@ import torch
 import yaml
 
 from . import data, experiment, gpucheck, results
-from .config import Config, Profile
-from .errors import PidkdError
+from .config import Config, Profile, profile_name
+from .errors import PidkdError, RunInterrupted
 from .schema import validate
-from .storage import data_root, results_root
-from .train import PRECISIONS, Speed
+from .storage import claim_results, data_root, results_root
+from .train import PRECISIONS, Speed, resolve_device
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -33,6 +35,19 @@ def _override(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"the value of {key} is not valid YAML: {getattr(error, 'problem', error)}")
 
 
+def _at_least(low: int) -> Any:
+    """An argparse type: a whole number of at least ``low``."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
+        return value
+    return whole
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pidkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,11 +58,13 @@ def _parser() -> argparse.ArgumentParser:
 
     teacher = commands.add_parser("teacher", help="train a dataset's teacher (or return it cached), before its students")
     _run_arguments(teacher)
-    teacher.add_argument("--seed", type=int, default=0, help="the teacher's seed")
+    teacher.add_argument("--seed", type=_at_least(0), default=0, help="the teacher's seed")
 
     show = commands.add_parser("show", help="print a run's fully resolved configuration (its config.json) and key")
     _profile_arguments(show)
     _point_arguments(show)
+    show.add_argument("--device", default="auto", help="the device the run would train on (its precision follows)")
+    show.add_argument("--precision", default="auto", choices=PRECISIONS)
 
     listing = commands.add_parser("list", help="list the finished runs of a profile")
     listing.add_argument("--profile", default="embedded")
@@ -60,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     grids.add_argument("--noise", action="store_true", help="the noise sweep instead of the main grid")
     grids.add_argument("--weights", action="store_true", help="the weight sweep instead of the main grid")
     sweep.add_argument("--launch", choices=LAUNCHERS, help="run the pending runs; without it, only list")
-    sweep.add_argument("--jobs", type=int, default=2, help="local processes (--launch processes)")
+    sweep.add_argument("--jobs", type=_at_least(1), default=2, help="local processes (--launch processes)")
     sweep.add_argument("--slurm-partition", default=None)
     sweep.add_argument("--gpus", type=int, default=1, help="GPUs per Slurm job")
     sweep.add_argument("--timeout-min", type=int, default=24 * 60)
@@ -95,7 +112,7 @@ def _point_arguments(parser: argparse.ArgumentParser) -> None:
     """Which run of the profile's grid: teacher kind, method, seed."""
     parser.add_argument("--teacher", default="trained", help="teacher kind: trained, untrained or noisy")
     parser.add_argument("--method", default="baseline")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_at_least(0), default=0)
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +169,9 @@ def _executor(args: argparse.Namespace) -> Any:
         import submitit
     except ImportError as error:
         raise PidkdError("submitit is not installed; pip install 'pidkd[slurm]'") from error
+    if args.launch == "slurm" and shutil.which("sbatch") is None:
+        raise PidkdError("no Slurm here (sbatch is not on PATH): use --launch processes, or run the listed "
+                         "commands (sweep without --launch) with a scheduler of your own")
     folder = results_root(args.results) / "submitit"
     if args.launch == "submitit-local":
         executor = submitit.LocalExecutor(folder=folder)
@@ -165,7 +185,10 @@ def _executor(args: argparse.Namespace) -> Any:
 def _sweep(args: argparse.Namespace) -> None:
     """List the grid (status, key, command; the trained teachers first), or launch its pending runs."""
     profile = Profile.load(args.profile, dict(args.set))
+    resolve_device(args.device)
+    claim_results(results_root(args.results) / profile.name, profile.source, write=args.launch is not None)
     configs = profile.noise_grid() if args.noise else profile.weight_grid() if args.weights else profile.grid()
+    configs = [experiment.in_precision(c, args.device, _speed(args)) for c in configs]
     if args.launch is None:
         teachers = {c.teacher.training: True for c in configs if c.teacher and c.teacher.training}
         for config, is_teacher in [*teachers.items(), *((c, False) for c in configs)]:
@@ -180,18 +203,24 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    """The run a ``run``, ``teacher`` or ``show`` command names."""
+    """The run a ``run``, ``teacher`` or ``show`` command names, in the precision it trains in on
+    the device it names; its profile's results folder checked to be its own (and claimed by a run)."""
     profile = Profile.load(args.profile, dict(args.set))
+    claim_results(results_root(getattr(args, "results", None)) / profile.name, profile.source,
+                  write=args.command != "show")
     if args.command == "teacher":
-        return profile.teacher_training(args.dataset, args.seed)
-    return profile.config(args.dataset, args.teacher, args.method, args.seed)
+        config = profile.teacher_training(args.dataset, args.seed)
+    else:
+        config = profile.config(args.dataset, args.teacher, args.method, args.seed)
+    return experiment.in_precision(config, args.device, Speed(precision=args.precision))
 
 
 def _list(args: argparse.Namespace) -> None:
     """The last epoch of every finished run (damaged run folders are reported on stderr)."""
-    runs = results.collect_runs(args.profile, root=args.results)
+    name = profile_name(args.profile)
+    runs = results.collect_runs(name, root=args.results, write=False)  # a shared folder may be read-only
     if runs.empty:
-        print(f"no finished runs of profile {args.profile!r} under {results_root(args.results)}")
+        print(f"no finished runs of profile {name!r} under {results_root(args.results)}")
         return
     last = runs.groupby("key").tail(1).set_index("key")
     print(last[results.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
@@ -202,36 +231,58 @@ def _check_gpu(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here: nothing to check (on a CPU, run the embedded profile: make figures)")
         return 0
-    lines, passed = gpucheck.report(torch.device(args.device), _speed(args), n_train=args.n, n_test=max(1, args.n // 5))
+    lines, passed = gpucheck.report(resolve_device(args.device), _speed(args), n_train=args.n, n_test=max(1, args.n // 5))
     print("\n".join(lines))
     return 0 if passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one line and exit with status 2, without a traceback."""
+    """Entry point. A user's error, or the environment's (an unwritable folder, no network), prints
+    one line and exits with status 2, without a traceback; Ctrl-C says how to resume (status 130)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.command in ("run", "teacher"):
-            speed = _speed(args)
-            done = experiment.run(_config(args), root=args.results, device=args.device, progress=not args.quiet,
-                                  speed=speed)
-            print(f"{done.directory}  test_acc={done.final_accuracy:.4f}")
-        elif args.command == "show":
-            config = _config(args)
-            print(json.dumps({"key": config.key, "config": config.as_dict()}, indent=2))
-        elif args.command == "list":
-            _list(args)
-        elif args.command == "sweep":
-            _sweep(args)
-        elif args.command == "check-gpu":
-            return _check_gpu(args)
-        else:
-            folder = data.download(args.dataset, data_root(args.root))
-            print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)
+        return _dispatch(args)
+    except RunInterrupted as error:
+        print(f"pidkd: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("pidkd: interrupted; rerun the same command to resume (finished runs and checkpoints are kept)",
+              file=sys.stderr)
     except PidkdError as error:
         print(f"pidkd: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `sweep | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as error:
+        where = error.filename or "a file"
+        print(f"pidkd: error: cannot use {where}: {error.strerror or error}; check that the folder exists and is "
+              f"writable, or choose another with --results / $PIDKD_RESULTS (data: --root / $PIDKD_DATA)",
+              file=sys.stderr)
+        return 2
+    return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command ``args`` names."""
+    if args.command in ("run", "teacher"):
+        speed = _speed(args)
+        done = experiment.run(_config(args), root=args.results, device=args.device, progress=not args.quiet,
+                              speed=speed)
+        state = f"  diverged: {done.describe()}" if done.diverged else ""
+        print(f"{done.directory}  test_acc={done.final_accuracy:.4f}{state}")
+    elif args.command == "show":
+        config = _config(args)
+        print(json.dumps({"key": config.key, "config": config.as_dict()}, indent=2))
+    elif args.command == "list":
+        _list(args)
+    elif args.command == "sweep":
+        _sweep(args)
+    elif args.command == "check-gpu":
+        return _check_gpu(args)
+    else:
+        folder = data.download(args.dataset, data_root(args.root))
+        print(f"{args.dataset} ships inside its package: nothing to download" if folder is None else folder)
     return 0
 
 

@@ -64,8 +64,10 @@ class Config:
     """Everything that determines a run's numbers; its hash is the run's key.
 
     ``validation_per_class`` training examples of each class are held out as the validation split
-    (``val_acc``), on which settings are chosen. At each of ``pid_epochs`` the test-set features of the ``pid_layers`` (indices into the
-    distilled layers, -1 the last; empty for all) are saved as ``pid_dtype`` for PID measures.
+    (``val_acc``), on which settings are chosen. At each of ``pid_epochs`` the test-set features of
+    the ``pid_layers`` (indices into the distilled layers, -1 the last; empty for all) are saved as
+    ``pid_dtype`` for PID measures. ``precision`` (fp32, bf16, fp16) is what the run trains in: it
+    changes the numbers, so it is part of the key (:meth:`in_precision`).
     """
 
     profile: str
@@ -85,6 +87,7 @@ class Config:
     pid_epochs: tuple[int, ...] = ()
     pid_layers: tuple[int, ...] = ()
     pid_dtype: str = "float32"
+    precision: str = "fp32"
 
     @property
     def key(self) -> str:
@@ -99,6 +102,13 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         """The config as plain JSON values: what a run's config.json holds."""
         return _plain(self)
+
+    def in_precision(self, precision: str) -> Config:
+        """This run trained in ``precision``, and so its trained teacher."""
+        teacher = self.teacher
+        if teacher is not None and teacher.training is not None:
+            teacher = dataclasses.replace(teacher, training=teacher.training.in_precision(precision))
+        return dataclasses.replace(self, precision=precision, teacher=teacher)
 
 
 def _plain(value: Any) -> Any:
@@ -128,7 +138,7 @@ class TeacherTraining(Schema):
     whole experiment, teacher and students; with it set, every student distils from that one
     teacher (the authors' design, cheaper where teachers are expensive)."""
 
-    seed: int | None = None
+    seed: NonNegativeInt | None = None
     epochs: PositiveInt | None = None
     recipe: Recipe = Recipe()
     evaluate_every: PositiveInt = 1
@@ -137,8 +147,9 @@ class TeacherTraining(Schema):
 class StudentTraining(Schema):
     """How students are trained. ``distillation`` holds the recipe fields that differ for the
     methods with a teacher, ``method_recipes`` those that differ for one method; ``pid_epochs``
-    are the (1-based) epochs whose test-set representations are saved for PID measures (those
-    beyond ``epochs``, e.g. after shortening a run by an override, are left out); accuracy is
+    are the (1-based) epochs whose test-set representations are saved for PID measures (none may
+    lie beyond ``epochs``, nor any milestone at or beyond them: shortening a run by an override of
+    ``epochs`` alone is refused, naming what else to set); accuracy is
     measured every ``evaluate_every`` epochs and after the last (evaluation can cost as much as an
     epoch of training on small data)."""
 
@@ -208,6 +219,19 @@ class PIDSettings(Schema):
     bootstrap: NonNegativeInt = 0
 
 
+class TrustStudy(Schema):
+    """The size of notebook 2's study of the measure on ground-truth cases: the sample counts of its
+    error curves (the middle one serves its other tables), the repeats of each setting, the bootstrap
+    resamples of its interval table, and how many data sets test the intervals' coverage, with how
+    many resamples each."""
+
+    n_samples: tuple[PositiveInt, ...] = Field((250, 1000, 5000), min_length=1)
+    repeats: PositiveInt = 2
+    bootstrap: int = Field(100, ge=20)
+    coverage_sets: int = Field(12, ge=2)
+    coverage_bootstrap: int = Field(40, ge=20)
+
+
 class NoiseSweep(Schema):
     """The noise sweep: these ``methods`` under noisy teachers of each of ``sigmas``."""
 
@@ -236,7 +260,7 @@ class ProfileSpec(Schema):
     """Everything a profile file may say; docs/profiles.md explains each section."""
 
     description: str = ""
-    seeds: tuple[int, ...] = Field(min_length=1)
+    seeds: tuple[NonNegativeInt, ...] = Field(min_length=1)
     grid: Grid
     datasets: dict[DatasetName, Dataset]
     teacher_training: TeacherTraining = TeacherTraining()
@@ -244,6 +268,7 @@ class ProfileSpec(Schema):
     teachers: Teachers = Teachers()
     methods: Methods = Methods()
     pid: PIDSettings = PIDSettings()
+    trust: TrustStudy = TrustStudy()
     noise_sweep: NoiseSweep | None = None
     weight_sweep: WeightSweep | None = None
 
@@ -284,11 +309,22 @@ def profile_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in files if p.name.endswith(".yaml"))
 
 
+def is_profile_file(profile: str | Path) -> bool:
+    """Whether ``profile`` names a YAML file rather than a shipped profile."""
+    return str(profile).endswith((".yaml", ".yml"))
+
+
+def profile_name(profile: str | Path) -> str:
+    """The name a profile's results go under (``results/<name>``): a shipped profile's own name, a
+    file's name without its folder and suffix."""
+    return Path(str(profile)).stem if is_profile_file(profile) else str(profile)
+
+
 def _read(profile: str, extended: tuple[str, ...] = ()) -> dict[str, Any]:
     """A profile's YAML as a dict, with the profile it ``extends`` merged under it."""
     if profile in extended:
         raise ConfigError(f"profile {profile!r} extends itself through {' -> '.join(extended)}")
-    if profile.endswith((".yaml", ".yml")):
+    if is_profile_file(profile):
         path = Path(profile)
         if not path.is_file():
             raise ConfigError(f"profile file {path} does not exist")
@@ -326,23 +362,56 @@ class Profile:
 
     name: str
     spec: ProfileSpec
+    source: str = ""
+    """The shipped profile's name, or the absolute path of the profile's file."""
     weights: Items = ()
 
     @classmethod
     def load(cls, profile: str | Path = "embedded", overrides: Mapping[str, Any] | None = None) -> Profile:
         """Profile ``profile`` (a shipped name or a YAML path) with dotted-key ``overrides``
         (e.g. ``{"student_training.epochs": 5}``), checked in full: a bad entry anywhere is a
-        ConfigError naming it. (Whether a method's schedule fits the epochs is checked when a
-        Config of it is made, before any run starts.)"""
+        ConfigError naming it, and so is a schedule (milestones, PID epochs) left beyond its run's
+        epochs. (Whether a method's schedule fits the epochs is checked when a Config of it is made,
+        before any run starts.)"""
         raw = _read(str(profile))
         for dotted, value in (overrides or {}).items():
             _set(raw, dotted, value)
-        name = Path(profile).stem
-        loaded = cls(name, validate(ProfileSpec, raw, f"profile {name!r}"))
-        for dataset in loaded.spec.datasets:  # every dataset's trainings resolve (a method's are checked with its runs)
+        name = profile_name(profile)
+        if is_profile_file(profile) and name in profile_names():
+            raise ConfigError(f"profile file {profile} has the name of the shipped profile {name!r}, whose results "
+                              f"folder it would share; rename the file")
+        source = str(Path(profile).resolve()) if is_profile_file(profile) else name
+        loaded = cls(name, validate(ProfileSpec, raw, f"profile {name!r}"), source)
+        for dataset in loaded.spec.datasets:  # every dataset's trainings resolve
             loaded._training(dataset, "teacher_training")
             loaded._training(dataset, "student_training")
+        for dataset in loaded.datasets:  # the grid's fit their epochs (another dataset's when it is asked for)
+            loaded._check_epochs(dataset)
         return loaded
+
+    def _check_epochs(self, dataset: str) -> None:
+        """A ConfigError if any of ``dataset``'s milestones or PID epochs lies at or beyond its run's
+        epochs (a milestone there never takes effect, a PID epoch is never reached): what an override
+        of ``epochs`` alone would silently leave behind."""
+        teacher, student = self._training(dataset, "teacher_training"), self._training(dataset, "student_training")
+        recipes = {"teacher_training.recipe": (teacher.recipe, teacher.epochs),
+                   "student_training.recipe": (student.recipe, student.epochs),
+                   "student_training.distillation": (student.distillation, student.epochs),
+                   **{f"student_training.method_recipes.{method}": (recipe, student.epochs)
+                      for method, recipe in student.method_recipes.items()}}
+        where = f" (datasets.{dataset})" if len(self.datasets) > 1 or dataset not in self.datasets else ""
+        # a recipe patch (distillation, a method's) is only at fault for milestones it sets itself
+        own = {section: recipe for section, (recipe, _) in recipes.items()
+               if section.endswith(".recipe") or "milestones" in recipe.model_fields_set}
+        problems = [f"{section}.milestones {list(recipe.milestones)}{where} are not all below its {epochs} epochs"
+                    for section, (recipe, epochs) in recipes.items()
+                    if section in own and any(m >= epochs for m in recipe.milestones)]
+        if any(e > student.epochs for e in student.pid_epochs):
+            problems.append(f"student_training.pid_epochs {list(student.pid_epochs)}{where} go beyond its "
+                            f"{student.epochs} epochs")
+        if problems:
+            raise ConfigError(f"profile {self.name!r}: {'; '.join(problems)}: shorten or empty them too (e.g. --set "
+                              f"student_training.recipe.milestones=[]), or start from the smoke profile")
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -376,6 +445,7 @@ class Profile:
     def teacher_training(self, dataset: str, seed: int) -> Config:
         """The run that trains a dataset's teacher of seed ``seed``: a baseline run of the teacher
         model (for an ImageNet-pretrained one, its fine-tuning)."""
+        self._check_epochs(dataset)
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
         return self._run(dataset, entry.teacher_model, entry.teacher_options, training, training.recipe, seed)
 
@@ -401,6 +471,7 @@ class Profile:
         """The Config of one run. A baseline has no teacher, so all teacher kinds share it."""
         cls = METHODS[check_name("method", method, METHODS)]
         check_name("teacher kind", teacher, KINDS)
+        self._check_epochs(dataset)
         entry, training = self._entry(dataset), self._training(dataset, "student_training")
         recipe = _over(training.recipe, training.distillation) if cls.needs_teacher else training.recipe
         if method in training.method_recipes:
@@ -411,13 +482,14 @@ class Profile:
         try:
             cls.check(params, training.epochs)
         except ConfigError as error:
-            raise ConfigError(f"profile {self.name!r}: methods.{method} with {training.epochs} epochs: {error}") from error
+            raise ConfigError(f"profile {self.name!r}: methods.{method} with student_training.epochs "
+                              f"{training.epochs}: {error}") from error
         return self._run(
             dataset, entry.student_model, entry.student_options, training, recipe, seed,
             method=method,
             params=_items(params.model_dump()),
             teacher=self.teacher(dataset, teacher, self.teacher_seed(dataset, seed)) if cls.needs_teacher else None,
-            pid_epochs=tuple(e for e in training.pid_epochs if e <= training.epochs),
+            pid_epochs=training.pid_epochs,
             pid_layers=self.spec.pid.layers,
             pid_dtype=self.spec.pid.dtype,
         )

@@ -187,7 +187,13 @@ def download(name: str, root: str | Path = "data") -> Path | None:
         return None
     if name in _CIFAR_CLASSES:
         cls = _CIFAR_CLASSES[name]
-        cls(root, train=True, download=True)
+        try:
+            cls(root, train=True, download=True)
+        except OSError as error:  # no network (URLError is an OSError), or a folder that cannot be written
+            raise DatasetNotFoundError(
+                f"could not download {name} into {root} ({getattr(error, 'reason', None) or error}): fetch {cls.url} "
+                f"by hand and put {cls.filename} in {root} (pidkd unpacks it there), or give another folder with "
+                f"--root / $PIDKD_DATA") from None
         log.info("%s is ready in %s", name, root / cls.base_folder)
         return root / cls.base_folder
     CUB200(root, train=True)  # raises with instructions when the files are missing

@@ -24,8 +24,8 @@ class CheckpointError(PidkdError):
     """A checkpoint or run file that cannot be read (truncated, corrupt, or from another version)."""
 
 
-class DivergenceError(PidkdError, FloatingPointError):
-    """Training produced a non-finite loss."""
+class RunInterrupted(PidkdError):
+    """A run stopped by the user (Ctrl-C); its last finished epoch is saved, so rerunning resumes it."""
 
 
 def check_name(kind: str, name: str, valid: Iterable[str]) -> str:

@@ -21,9 +21,15 @@ from .models import build_model
 from .results import METRICS, Result, read_metrics
 from .storage import data_root, load_checkpoint, results_root, save_atomic, write_atomic
 from .teachers import Teacher, reestimate_batchnorm
-from .train import Speed, fit, progress_bar, representations, resolve_device
+from .train import Precision, Speed, fit, progress_bar, representations, resolve_device
 
 log = logging.getLogger(__name__)
+
+
+def in_precision(config: Config, device: str = "auto", speed: Speed = Speed()) -> Config:
+    """``config`` in the precision ``speed`` trains it in on ``device`` (``auto``: bf16 or fp16 on
+    CUDA, fp32 elsewhere): the run that ``run(config, device=device, speed=speed)`` makes."""
+    return config.in_precision(Precision(resolve_device(device), speed.precision).name)
 
 
 def run_dir(config: Config, root: str | Path | None = None) -> Path:
@@ -93,6 +99,7 @@ def run(
     first epoch leaves no folder. ``speed`` says how it is computed on the device (see
     :class:`~pidkd.train.Speed`); it is not part of the run's key.
     """
+    config = in_precision(config, device, speed)
     directory = run_dir(config, root)
     if (directory / METRICS).exists():
         return Result(config, directory, read_metrics(directory))
@@ -118,12 +125,17 @@ def run(
     saved = directory / "representations"
     dtype = getattr(torch, config.pid_dtype)
 
-    def save_representations(epoch: int, network: torch.nn.Module) -> None:
-        """The test-set features of the PID layers (None in the place of the others)."""
-        if epoch in config.pid_epochs:
-            saved.mkdir(exist_ok=True)
-            features = representations(network, test, torch_device, speed.workers, config.pid_layers)
-            save_atomic([None if f is None else f.to(dtype) for f in features], saved / f"epoch-{epoch:03d}.pt")
+    def save_representations(epoch: int, network: torch.nn.Module) -> str | None:
+        """The test-set features of the PID layers (None in the place of the others); a non-finite
+        one stops the run as diverged."""
+        if epoch not in config.pid_epochs:
+            return None
+        features = representations(network, test, torch_device, speed.workers, config.pid_layers)
+        if not all(torch.isfinite(f).all() for f in features if f is not None):
+            return "representation"
+        saved.mkdir(exist_ok=True)
+        save_atomic([None if f is None else f.to(dtype) for f in features], saved / f"epoch-{epoch:03d}.pt")
+        return None
 
     try:
         rows = fit(
@@ -149,7 +161,10 @@ def run(
         raise
     metrics = pd.DataFrame(rows)
     write_atomic(directory / METRICS, metrics.to_csv(index=False))
-    return Result(config, directory, metrics)
+    done = Result(config, directory, metrics)
+    if done.diverged:
+        log.warning("run diverged: %s", done.describe())
+    return done
 
 
 def run_grid(
@@ -168,6 +183,7 @@ def run_grid(
     say), else to ``jobs`` local processes, each training one run at a time on one CPU thread.
     """
     root = results_root(root).resolve()
+    configs = [in_precision(c, device, speed) for c in configs]
     teachers = {c.teacher.training.key: c.teacher.training for c in configs if c.teacher and c.teacher.training}
     for stage in (list(teachers.values()), configs):
         todo = [c for c in dict.fromkeys(stage) if not is_finished(c, root)]
@@ -181,7 +197,7 @@ def run_grid(
         else:
             for config in progress_bar(todo, progress, desc="runs"):
                 run(config, root=root, device=device, progress=False, speed=speed)
-    return [run(c, root=root, device=device, progress=False) for c in configs]
+    return [run(c, root=root, device=device, progress=False, speed=speed) for c in configs]
 
 
 def processes(jobs: int) -> ProcessPoolExecutor:

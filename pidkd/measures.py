@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .errors import ConfigError
 from .results import Result, label_rows, load_representations
 from .storage import write_atomic
 from .train import progress_bar
+
+log = logging.getLogger(__name__)
 
 
 def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: TeacherConfig | None = None,
@@ -64,9 +67,12 @@ def _cache(result: Result, settings: PIDSettings, against: TeacherConfig, seed: 
 
 
 def _teachers(config: Config, profile: Profile, kinds: Sequence[str]) -> list[TeacherConfig]:
-    """The teachers of each kind that the students of ``config``'s dataset and seed distil from."""
+    """The teachers of each kind that the students of ``config``'s dataset and seed distil from,
+    trained in the run's precision."""
     seed = profile.teacher_seed(config.dataset, config.seed)
-    return [profile.teacher(config.dataset, kind, seed) for kind in kinds]
+    teachers = [profile.teacher(config.dataset, kind, seed) for kind in kinds]
+    return [t if t.training is None else dataclasses.replace(t, training=t.training.in_precision(config.precision))
+            for t in teachers]
 
 
 def _measure_against(against: TeacherConfig, results: list[Result], settings: PIDSettings) -> dict[str, pd.DataFrame]:
@@ -86,9 +92,14 @@ def measure_runs(results: list[Result], profile: Profile, folder: Path | None = 
     """``measure_run`` with the profile's PID settings over ``results``: each distillation run
     against its teacher, each baseline against the teacher of each kind in ``baselines_against``,
     one teacher's runs at a time in each of ``jobs`` processes (the numbers do not depend on
-    ``jobs``); written to ``folder/pid.csv`` when given."""
+    ``jobs``); written to ``folder/pid.csv`` when given. A diverged run has no representations to
+    measure: it is skipped, with a logged line naming it."""
     settings = profile.pid
     results = list({r.config.key: r for r in results}.values())  # a baseline recurs under every teacher kind
+    for result in results:
+        if result.diverged:
+            log.warning("PID skips a diverged run: %s", result.describe())
+    results = [r for r in results if not r.diverged]
     pairs = [(r, t) for r in results
              for t in ([r.config.teacher] if r.config.teacher else _teachers(r.config, profile, baselines_against))]
     # an untrained teacher's config names no dataset, so the dataset is part of a teacher's key

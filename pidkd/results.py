@@ -36,6 +36,22 @@ class Result:
     def final_accuracy(self) -> float:
         return float(self.metrics["test_acc"].iloc[-1])
 
+    @property
+    def diverged(self) -> str | None:
+        """The loss term (or ``representation``) that became non-finite, stopping the run; None if it did not."""
+        if "diverged" not in self.metrics:
+            return None
+        last = self.metrics["diverged"].iloc[-1]
+        return last if isinstance(last, str) and last else None
+
+    def describe(self) -> str:
+        """The run in one line: dataset, teacher, method, seed, key, and where it diverged, if it did."""
+        config = self.config
+        where = (f", epoch {int(self.metrics['epoch'].iloc[-1])}, loss term {self.diverged}"
+                 if self.diverged else "")
+        return (f"dataset {config.dataset}, teacher {config.teacher_kind}, method {config.method}, seed {config.seed}, "
+                f"key {config.key}{where}")
+
 
 def read_metrics(directory: Path) -> pd.DataFrame:
     """A finished run's metrics.csv; a damaged one is a CheckpointError that says what to do."""

@@ -4,6 +4,7 @@ metrics, checkpoint and resume."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -21,7 +22,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm import tqdm
 
 from .data import AugmentedTensors, batches, on_device
-from .errors import ConfigError, DivergenceError
+from .errors import ConfigError, RunInterrupted
 from .methods import STUDENT, Loss, Method, Outputs
 from .schema import Schema
 from .storage import load_checkpoint, save_atomic
@@ -95,6 +96,11 @@ class Precision:
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
 
+    @property
+    def name(self) -> str:
+        """fp32, bf16 or fp16: what a run trains in, part of its identity (``Config.precision``)."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
             return contextlib.nullcontext()
@@ -102,14 +108,15 @@ class Precision:
 
 
 class Speed(Schema):
-    """How a run is computed, not what it computes, so none of it enters a run's key: the
-    ``precision`` (see :class:`Precision`); the channels-last memory layout for image batches
+    """How a run is computed, not what it computes, so none of it enters a run's key but the
+    precision it resolves to (see :class:`Precision`), which changes the numbers; the channels-last memory layout for image batches
     (None: on CUDA only); ``torch.compile`` of the student and the teacher (compiling takes a
     minute or two, worth it for long runs); loader processes (``workers``) for datasets read
-    from files (CUB), which are pinned and persistent; how many seconds of training a crash
-    may lose (``checkpoint_seconds``: the checkpoint is written after an epoch once that long
-    has passed since the last one, and after the last epoch; 0 writes it after every epoch):
-    an embedded epoch takes about 0.1 s, and writing its checkpoint 10-50 ms."""
+    from files (CUB), which are pinned and persistent; how often the checkpoint is written
+    (``checkpoint_seconds``: after an epoch once that long has passed since the last write, and
+    after the last epoch; 0 writes it after every epoch). Between writes the last finished epoch
+    is held in memory and written if training stops on an error or Ctrl-C, so only a killed
+    process loses more than one epoch."""
 
     precision: Literal[tuple(PRECISIONS)] = "auto"
     channels_last: bool | None = None
@@ -123,18 +130,42 @@ class Speed(Schema):
         return torch.channels_last if wanted and example.dim() == 3 else torch.contiguous_format
 
 
-def resolve_device(device: str = "auto", threads: int | None = None) -> torch.device:
-    """Pick CUDA, then MPS, then CPU for ``"auto"``; on CPU set torch's thread count explicitly.
+DEVICES = "auto, cpu, cuda, cuda:<index>, mps"
 
-    On CPU the thread count is ``threads``, else ``$PIDKD_THREADS``, else 1: the embedded models
-    are small, and several processes that each use every core slow each other down many-fold.
-    """
+
+def resolve_device(device: str = "auto", threads: int | None = None) -> torch.device:
+    """Pick CUDA, then MPS, then CPU for ``"auto"``; refuse, in one line, a device that is unknown
+    or absent here, before anything starts. On CPU set torch's thread count explicitly: ``threads``,
+    else ``$PIDKD_THREADS``, else 1 (the embedded models are small, and several processes that each
+    use every core slow each other down many-fold)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {device!r}; valid devices: {DEVICES}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu "
+                          f"(or auto), or install a CUDA build of torch on a machine with one (README, 'Colab and CUDA')")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA GPUs here "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu (or auto)")
     if resolved.type == "cpu":
-        torch.set_num_threads(threads or int(os.environ.get("PIDKD_THREADS", "1")))
+        torch.set_num_threads(threads or cpu_threads())
     return resolved
+
+
+def cpu_threads() -> int:
+    """``$PIDKD_THREADS``, else 1: the threads each training process uses on the CPU."""
+    text = os.environ.get("PIDKD_THREADS", "1")
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"PIDKD_THREADS must be a whole number of threads of at least 1, not {text!r}; "
+                          f"unset it for one thread a process")
+    return int(text)
 
 
 def progress_bar(iterable: Iterable, enabled: bool = True, **options: Any) -> tqdm:
@@ -226,7 +257,7 @@ def fit(
     device: str | torch.device = "auto",
     checkpoint: Path | None = None,
     progress: bool = True,
-    after_epoch: Callable[[int, nn.Module], None] | None = None,
+    after_epoch: Callable[[int, nn.Module], str | None] | None = None,
     speed: Speed = Speed(),
     validation_set: Dataset | None = None,
     evaluate_every: int = 1,
@@ -238,12 +269,16 @@ def fit(
     They are measured after every ``evaluate_every``-th epoch and after the last (NaN on other
     rows): on small training sets evaluation can cost as much as training.
 
-    ``after_epoch(epoch, student)`` runs after each epoch (1-based) and before its checkpoint,
-    e.g. to save representations for PID measures.
+    A run whose epoch ends with a non-finite loss term stops there: its last row names the term
+    in ``diverged``, and that is its result. ``after_epoch(epoch, student)`` runs after each
+    epoch (1-based) and before its checkpoint, e.g. to save representations for PID measures; it
+    returns what became non-finite (the run stops the same way), or None.
 
     With ``checkpoint``, state is written there atomically after the last epoch and after
-    others as often as ``speed.checkpoint_seconds`` says, and training resumes from it; each
-    epoch reseeds from ``(seed, epoch)``, so a resumed run ends with the same numbers as an
+    others as often as ``speed.checkpoint_seconds`` says; in between, the last finished epoch is
+    kept in memory and written when training stops on an error or Ctrl-C (which ends in
+    :class:`~pidkd.errors.RunInterrupted`), so rerunning resumes and loses at most that epoch.
+    Each epoch reseeds from ``(seed, epoch)``, so a resumed run ends with the same numbers as an
     uninterrupted one (for file-backed datasets read by loader processes, only up to their
     augmentation draws).
 
@@ -271,6 +306,8 @@ def fit(
         if precision.scaler and state.get("scaler"):
             precision.scaler.load_state_dict(state["scaler"])
         metrics, start = state["metrics"], len(state["metrics"])
+        if metrics and metrics[-1].get("diverged"):
+            return metrics  # it stopped there
         log.info("resuming %s at epoch %d", checkpoint, start)
 
     use_teacher = method.needs_teacher
@@ -285,57 +322,68 @@ def fit(
         train_set = _with_teacher_outputs(train_set, teacher_forward, 512)
     loader = batches(train_set, recipe.batch_size, shuffle=True, seed=seed, num_workers=speed.workers, pin_memory=True)
 
+    snapshot: dict | None = None  # the state after the last finished epoch, until it is on disk
     saved_at = time.perf_counter()
-    for epoch in range(start, epochs):
-        began = time.perf_counter()
-        method.train()
-        phase = method.begin_epoch(epoch, epochs)
-        torch.manual_seed(epoch_seed(seed, epoch))
-        loader.generator.manual_seed(epoch_seed(seed, epoch))
-        draws = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))  # augmentation and noise
-        optimizer = phases.optimizer(phase)
-        lr = recipe.learning_rate(epoch, phase)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        student.train(phase == STUDENT)
-        sums = _EpochSums(device)
-        bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
-        for x, y, *cached in bar:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if augment is not None:
-                x = augment(x, draws)
-            x = x.contiguous(memory_format=layout)
-            with precision.autocast():
-                teacher_out = None
-                if use_teacher:
-                    teacher_out = _teacher_outputs(teacher, teacher_forward, x, cached, device, draws)
-                with contextlib.nullcontext() if phase == STUDENT else torch.no_grad():
-                    logits, features = forward(x)
-                loss = method.loss(phase, Outputs(logits, features), teacher_out, y)
-            _step(loss.total, optimizer, phases.parameters(phase), recipe, precision)
-            sums.add(loss, len(y))
-        row = {"epoch": epoch + 1, "phase": phase, "lr": lr, **sums.means(epoch + 1)}
-        evaluated = (epoch + 1) % evaluate_every == 0 or epoch + 1 == epochs
-        if validation_set is not None:
-            row["val_acc"] = evaluate(student, validation_set, device, speed.workers) if evaluated else math.nan
-        row["test_acc"] = evaluate(student, test_set, device, speed.workers) if evaluated else math.nan
-        metrics.append({**row, "seconds": time.perf_counter() - began})
-        if after_epoch is not None:
-            after_epoch(epoch + 1, student)
-        if checkpoint is not None and (
-            epoch + 1 == epochs or time.perf_counter() - saved_at >= speed.checkpoint_seconds
-        ):
-            saved_at = time.perf_counter()
-            save_atomic(
-                {
+    try:
+        for epoch in range(start, epochs):
+            began = time.perf_counter()
+            method.train()
+            phase = method.begin_epoch(epoch, epochs)
+            torch.manual_seed(epoch_seed(seed, epoch))
+            loader.generator.manual_seed(epoch_seed(seed, epoch))
+            draws = torch.Generator(device).manual_seed(epoch_seed(seed, epoch))  # augmentation and noise
+            optimizer = phases.optimizer(phase)
+            lr = recipe.learning_rate(epoch, phase)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            student.train(phase == STUDENT)
+            sums = _EpochSums(device)
+            bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
+            for x, y, *cached in bar:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if augment is not None:
+                    x = augment(x, draws)
+                x = x.contiguous(memory_format=layout)
+                with precision.autocast():
+                    teacher_out = None
+                    if use_teacher:
+                        teacher_out = _teacher_outputs(teacher, teacher_forward, x, cached, device, draws)
+                    with contextlib.nullcontext() if phase == STUDENT else torch.no_grad():
+                        logits, features = forward(x)
+                    loss = method.loss(phase, Outputs(logits, features), teacher_out, y)
+                _step(loss.total, optimizer, phases.parameters(phase), recipe, precision)
+                sums.add(loss, len(y))
+            means = sums.means()
+            diverged = _non_finite(means)
+            row = {"epoch": epoch + 1, "phase": phase, "lr": lr, **means}
+            evaluated = (epoch + 1) % evaluate_every == 0 or epoch + 1 == epochs or diverged is not None
+            if validation_set is not None:
+                row["val_acc"] = evaluate(student, validation_set, device, speed.workers) if evaluated else math.nan
+            row["test_acc"] = evaluate(student, test_set, device, speed.workers) if evaluated else math.nan
+            if after_epoch is not None and diverged is None:
+                diverged = after_epoch(epoch + 1, student)
+            metrics.append({**row, "seconds": time.perf_counter() - began, **({"diverged": diverged} if diverged else {})})
+            if checkpoint is not None:
+                snapshot = copy.deepcopy({
                     "student": student.state_dict(),
                     "method": method.state_dict(),
                     "optimizers": {p: o.state_dict() for p, o in phases.optimizers.items()},
                     "metrics": metrics,
                     "scaler": precision.scaler.state_dict() if precision.scaler else {},
-                },
-                checkpoint,
-            )
+                })
+                last = epoch + 1 == epochs or diverged is not None
+                if last or time.perf_counter() - saved_at >= speed.checkpoint_seconds:
+                    save_atomic(snapshot, checkpoint)
+                    snapshot, saved_at = None, time.perf_counter()
+            if diverged is not None:
+                break
+    except BaseException as error:
+        if snapshot is not None:  # a crash or Ctrl-C loses at most the epoch it interrupted
+            save_atomic(snapshot, checkpoint)
+        if isinstance(error, KeyboardInterrupt):
+            raise RunInterrupted(f"interrupted at epoch {len(metrics) + 1} of {epochs}; rerun the same command "
+                                 f"to resume") from None
+        raise
     return metrics
 
 
@@ -354,15 +402,16 @@ class _EpochSums:
             self.sums[name] = self.sums[name] + weighted if name in self.sums else weighted
         self.count += examples
 
-    def means(self, epoch: int) -> dict[str, float]:
-        """``train_loss`` and ``<term>_loss`` for each term; a non-finite loss stops training."""
+    def means(self) -> dict[str, float]:
+        """``train_loss`` and ``<term>_loss`` for each term."""
         means = {name: (total / self.count).item() for name, total in self.sums.items()}
-        if not all(map(math.isfinite, means.values())):
-            raise DivergenceError(
-                f"the loss became {means['train_loss']} in epoch {epoch}; lower the learning rate or the "
-                f"method's weight, or clip gradients (recipe clip_grad_norm)"
-            )
         return {name if name == "train_loss" else f"{name}_loss": value for name, value in means.items()}
+
+
+def _non_finite(means: dict[str, float]) -> str | None:
+    """The loss term that stopped being finite (a term before the total it is part of), or None."""
+    bad = [name for name, value in means.items() if not math.isfinite(value)]
+    return next((name for name in bad if name != "train_loss"), bad[0] if bad else None)
 
 
 def _teacher_outputs(

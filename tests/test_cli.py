@@ -15,7 +15,8 @@ from pidkd.train import Speed
 
 
 def test_run_then_list(results, capsys):
-    args = ["run", "--dataset", "digits", "--seed", "1", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1"]
+    args = ["run", "--dataset", "digits", "--seed", "1", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1",
+            "--set", "student_training.recipe.milestones=[]", "--set", "student_training.pid_epochs=[]"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert str(results / "embedded" / "runs") in printed and "test_acc=" in printed
@@ -45,22 +46,26 @@ def test_a_malformed_override_is_a_usage_error(results, capsys):
     assert "expected section.key=value" in capsys.readouterr().err
 
 
-def test_speed_flags_are_checked_and_never_change_the_run(results, capsys, monkeypatch):
+def test_speed_flags_are_checked_and_only_the_precision_changes_the_run(results, capsys, monkeypatch):
+    """How a run is computed is not part of its key, but the precision it trains in is: an fp16 run
+    is never handed to an fp32 call as if it were one."""
     assert main(["run", "--dataset", "digits", "--workers", "-1"]) == 2
     assert "speed options: workers: Input should be greater than or equal to 0 (got -1)" in capsys.readouterr().err
     seen = []
     monkeypatch.setattr("pidkd.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
-    for flags in ([], ["--compile", "--workers", "8", "--no-channels-last", "--precision", "bf16"]):
+    for flags in ([], ["--compile", "--workers", "8", "--no-channels-last"], ["--precision", "bf16"]):
         try:
-            main(["run", "--dataset", "digits", *flags])
+            main(["run", "--dataset", "digits", "--method", "kd", *flags])
         except ZeroDivisionError:
             pass
-    assert seen[0][0] == seen[1][0]  # the same config, so the same run key
-    assert seen[1][1] == Speed(precision="bf16", channels_last=False, compile=True, workers=8) and seen[0][1] == Speed()
+    assert seen[0][0] == seen[1][0] and seen[0][0].precision == "fp32"  # the same config, so the same run key
+    assert seen[2][0].precision == seen[2][0].teacher.training.precision == "bf16" and seen[2][0].key != seen[0][0].key
+    assert seen[1][1] == Speed(channels_last=False, compile=True, workers=8) and seen[0][1] == Speed()
 
 
 TINY_GRID = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline, kd]}",
-             "--set", "teacher_training.epochs=1", "--set", "student_training.epochs=1"]
+             "--set", "teacher_training.epochs=1", "--set", "student_training.epochs=1",
+            "--set", "student_training.recipe.milestones=[]", "--set", "student_training.pid_epochs=[]"]
 
 
 def test_sweep_lists_each_run_as_a_command_with_its_status(results, capsys):
@@ -127,7 +132,8 @@ def test_show_prints_the_runs_config_json_and_key(results, capsys):
 
 
 def test_list_reports_a_damaged_run_folder_and_goes_on(results, capsys, caplog):
-    args = ["run", "--dataset", "digits", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1"]
+    args = ["run", "--dataset", "digits", "--quiet", "--device", "cpu", "--set", "student_training.epochs=1",
+            "--set", "student_training.recipe.milestones=[]", "--set", "student_training.pid_epochs=[]"]
     assert main(args) == 0 and main([*args, "--seed", "1"]) == 0
     capsys.readouterr()
     folders = sorted((results / "embedded" / "runs").iterdir())

@@ -101,7 +101,7 @@ def test_every_bad_entry_is_one_clear_error(overrides, message):
 def test_a_schedule_that_leaves_the_student_no_epoch_is_refused_before_any_run():
     profile = Profile.load("embedded", {"methods.rid.rounds": 80})
     assert profile.config("digits", "trained", "kd", 0).method == "kd"
-    with pytest.raises(ConfigError, match="methods.rid with 80 epochs: rounds=80 and filter_fraction=0.25 leave no student epoch"):
+    with pytest.raises(ConfigError, match="methods.rid with student_training.epochs 80: rounds=80 and filter_fraction=0.25 leave no student epoch"):
         profile.config("digits", "trained", "rid", 0)
 
 
@@ -123,8 +123,32 @@ def test_a_profile_file_can_extend_a_shipped_one_but_not_itself(tmp_path):
         Profile.load(str(loop))
 
 
-def test_pid_epochs_beyond_a_shortened_run_are_left_out():
-    assert Profile.load("embedded", {"student_training.epochs": 25}).config("digits", "trained", "vid", 0).pid_epochs == (1, 10, 20)
+def test_shortening_epochs_alone_is_refused_naming_what_else_to_set():
+    """Milestones at or beyond the epochs never take effect and PID epochs beyond them are never
+    reached: an override of ``epochs`` alone is refused in one line naming both, not run silently."""
+    with pytest.raises(ConfigError, match=r"^profile 'embedded': student_training.recipe.milestones \[40, 53\] are not all "
+                                          r"below its 2 epochs; student_training.pid_epochs \[1, 10, 20, 40, 80\] go "
+                                          r"beyond its 2 epochs: shorten or empty them too"):
+        Profile.load("embedded", {"student_training.epochs": 2})
+    with pytest.raises(ConfigError, match=r"teacher_training.recipe.milestones \[20, 30\] are not all below its 10"):
+        Profile.load("quick", {"teacher_training.epochs": 10})
+    shortened = Profile.load("embedded", {"student_training.epochs": 25, "student_training.recipe.milestones": [12],
+                                          "student_training.pid_epochs": [1, 25]})
+    assert shortened.config("digits", "trained", "vid", 0).pid_epochs == (1, 25)
+    with pytest.raises(ConfigError, match=r"methods.rid with student_training.epochs 2: .* no student epoch"):
+        Profile.load("embedded", {"student_training.epochs": 2, "student_training.recipe.milestones": [],
+                                  "student_training.pid_epochs": []}).config("digits", "trained", "rid", 0)
+
+
+def test_a_dataset_outside_the_grid_is_checked_when_it_is_asked_for():
+    quick = Profile.load("quick")
+    with pytest.raises(ConfigError, match=r"pid_epochs \[50, 100, 150, 200, 250, 300\] \(datasets.cifar100\) go beyond its 40"):
+        quick.config("cifar100", "trained", "vid", 0)
+
+
+def test_seeds_are_whole_numbers_of_at_least_zero():
+    with pytest.raises(ConfigError, match=r"seeds.0: Input should be greater than or equal to 0 \(got -3\)"):
+        Profile.load("embedded", {"seeds": [-3]})
 
 
 def test_the_grid_has_each_run_once_and_baselines_are_shared():

@@ -10,10 +10,11 @@ import torch
 
 from pidkd import experiment, measures
 from pidkd.config import Profile, PIDSettings
-from pidkd.errors import ConfigError, DivergenceError
+from pidkd.errors import ConfigError, RunInterrupted
 from pidkd.results import collect_runs, load_representations
 
-FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2}
+FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2, "student_training.recipe.milestones": [],
+        "student_training.pid_epochs": []}
 
 
 def _config(teacher, method, seed=0, **overrides):
@@ -48,11 +49,11 @@ def test_each_loss_term_is_logged_per_epoch(results):
 def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(results, monkeypatch):
     config = _config("untrained", "vid")
 
-    def diverge(*args, **kwargs):
-        raise DivergenceError("the loss became nan")
+    def interrupted(*args, **kwargs):
+        raise RunInterrupted("interrupted at epoch 1 of 2; rerun the same command to resume")
 
-    monkeypatch.setattr(experiment, "fit", diverge)
-    with pytest.raises(DivergenceError):
+    monkeypatch.setattr(experiment, "fit", interrupted)
+    with pytest.raises(RunInterrupted):
         experiment.run(config, device="cpu", progress=False)
     assert not experiment.run_dir(config).exists()
 

@@ -15,6 +15,7 @@ TINY = {
     "teacher_training.epochs": 1,
     "student_training.epochs": 2,
     "student_training.pid_epochs": [1, 2],
+    "student_training.recipe.milestones": [],
     "pid.layers": [0, -1],
     "methods.rid.rounds": 1,
 }

@@ -446,6 +446,8 @@ def test_each_method_trains_two_epochs_on_embedded_data(results, dataset: str, n
     overrides = {
         "teacher_training.epochs": 1,
         "student_training.epochs": 2,
+        "student_training.recipe.milestones": [],
+        "student_training.pid_epochs": [],
         f"datasets.{dataset}.samples_per_class": 30,
     }
     if name in ("rid", "ted"):

@@ -116,6 +116,9 @@ def test_quick_profile_is_a_cifar10_subset_with_a_short_schedule():
 ONE_BATCH = {  # every run a single batch an epoch, two epochs (RID: a filter epoch, then a student one)
     "teacher_training.epochs": 1,
     "student_training.epochs": 2,
+    "teacher_training.recipe.milestones": [],
+    "student_training.recipe.milestones": [],
+    "student_training.method_recipes": {},
     "datasets.cifar10.samples_per_class": 2,
     "teacher_training.recipe.batch_size": 32,
     "student_training.recipe.batch_size": 32,

@@ -1,6 +1,8 @@
 """The training loop: schedule, determinism, checkpoints, and resuming after a crash."""
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 
@@ -11,7 +13,7 @@ from pydantic import ValidationError
 from torch.utils.data import TensorDataset
 
 from pidkd.data import AugmentedTensors, CropFlip
-from pidkd.errors import CheckpointError, ConfigError, DivergenceError
+from pidkd.errors import CheckpointError, ConfigError, RunInterrupted
 from pidkd.methods import build_method
 from pidkd.models import build_model
 from pidkd.schema import validate
@@ -219,12 +221,48 @@ def test_the_teacher_is_bitwise_unchanged_by_distillation(digits_small, student,
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_a_diverging_loss_stops_with_an_actionable_error(digits_small, student):
+def test_a_diverging_loss_stops_the_run_at_that_epoch_and_names_the_term(digits_small, student, tmp_path):
+    """A diverged run is a result: it ends at the epoch whose loss became non-finite, that row names
+    the term, and a rerun returns it as it is instead of training on."""
     train, test = digits_small
     x, y = train.tensors
     poisoned = TensorDataset(x.clone().fill_(float("nan")), y)
-    with pytest.raises(DivergenceError, match="lower the learning rate"):
-        fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=1, seed=0, device="cpu", progress=False)
+    rows = fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
+               progress=False, checkpoint=tmp_path / "checkpoint.pt")
+    assert len(rows) == 1 and rows[0]["diverged"] == "ce_loss" and not math.isfinite(rows[0]["train_loss"])
+    assert rows[0]["test_acc"] == rows[0]["test_acc"]  # evaluated: the diverged student's accuracy is its result
+    again = fit(student, _method("baseline", student), poisoned, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
+                progress=False, checkpoint=tmp_path / "checkpoint.pt")
+    assert len(again) == 1
+
+
+def test_a_non_finite_representation_stops_the_run_as_diverged(digits_small, student):
+    train, test = digits_small
+    rows = fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
+               progress=False, after_epoch=lambda epoch, network: "representation" if epoch == 2 else None)
+    assert [r.get("diverged") for r in rows] == [None, "representation"]
+
+
+def test_ctrl_c_saves_the_last_finished_epoch_and_says_how_to_resume(digits_small, student, tmp_path):
+    """Interrupted in epoch 3 with checkpoints once a minute: epochs 1-2 are kept, and rerunning
+    ends with the numbers of an uninterrupted run."""
+    train, test = digits_small
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def interrupt(epoch, network):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    fresh = copy.deepcopy(student)
+    with pytest.raises(RunInterrupted, match="interrupted at epoch 2 of 4; rerun the same command to resume"):
+        fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=4, seed=0, device="cpu",
+            progress=False, checkpoint=checkpoint, after_epoch=interrupt, speed=Speed(checkpoint_seconds=3600))
+    assert len(torch.load(checkpoint, weights_only=True)["metrics"]) == 1  # epoch 2 was interrupted before its end
+    resumed = fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=4, seed=0, device="cpu",
+                  progress=False, checkpoint=checkpoint)
+    straight = fit(fresh, _method("baseline", fresh), train, test, recipe=RECIPE, epochs=4, seed=0, device="cpu",
+                   progress=False)
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in straight]
 
 
 UNIT_ROUNDOFF = {"bf16": 2.0**-8, "fp16": 2.0**-11}
