@@ -2,6 +2,9 @@
 # (`make unit`: the unit tests alone). Each sets up .venv on first use; PYTHON=python make ...
 # uses an interpreter you already have.
 PROFILE ?= embedded
+# A profile file's path as papermill sees it (it runs in notebooks/), and the name its results go under.
+PROFILE_ARG := $(if $(filter %.yaml %.yml,$(PROFILE)),$(abspath $(PROFILE)),$(PROFILE))
+PROFILE_NAME := $(basename $(notdir $(PROFILE)))
 KERNEL := pidkd
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
@@ -13,36 +16,41 @@ PY := $(PYTHON)
 ENV := env-current
 endif
 
-.PHONY: env env-current figures unit notebooks test reference gpu-check clean
+.PHONY: env env-current figures lab unit notebooks test reference gpu-check clean
 
 env: $(ENV)
 
-# A fresh .venv with the package (editable), its dev extra, and the notebooks' Jupyter kernel;
-# rebuilt only when pyproject.toml changes.
+# A fresh .venv with the package (editable), its dev extra, JupyterLab, and the notebooks' Jupyter
+# kernel; rebuilt only when pyproject.toml changes.
 .venv/.installed: pyproject.toml
 	test -x .venv/bin/python || python3 -m venv .venv
 	.venv/bin/python -m pip install --quiet --upgrade pip
-	.venv/bin/python -m pip install --quiet -e ".[dev]"
+	.venv/bin/python -m pip install --quiet -e ".[dev,lab]"
 	.venv/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pidkd)" >/dev/null
 	touch $@
 
 # An interpreter of the user's own: install into it only what it lacks.
 env-current:
-	@$(PY) -c "import pidkd, nbval, papermill" 2>/dev/null || $(PY) -m pip install --quiet -e ".[dev]"
+	@$(PY) -c "import pidkd, nbval, papermill, jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e ".[dev,lab]"
 	@$(PY) -m jupyter kernelspec list 2>/dev/null | grep -q "^ *$(KERNEL) " || \
 		$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (pidkd)" >/dev/null
 
 # Embedded notebooks are re-executed in place (they carry the committed outputs); other
-# profiles write executed copies under results/<profile>/notebooks/.
+# profiles, shipped or a YAML file's path (PROFILE=my.yaml), write executed copies under
+# results/<profile name>/notebooks/.
 figures: $(ENV)
-	@mkdir -p results/$(PROFILE)/notebooks
+	@mkdir -p results/$(PROFILE_NAME)/notebooks
 	@for nb in $(NOTEBOOKS); do \
-		out=$$nb; [ "$(PROFILE)" = embedded ] || out=results/$(PROFILE)/notebooks/$$(basename $$nb); \
+		out=$$nb; [ "$(PROFILE)" = embedded ] || out=results/$(PROFILE_NAME)/notebooks/$$(basename $$nb); \
 		echo "papermill $$nb -> $$out"; \
 		TQDM_DISABLE=1 $(PY) -m papermill "$$nb" "$$out" -k $(KERNEL) --cwd notebooks \
-			-p profile $(PROFILE) --no-progress-bar || exit 1; \
+			-p profile "$(PROFILE_ARG)" --no-progress-bar || exit 1; \
 		$(PY) -m pidkd.notebooks "$$out"; \
 	done
+
+# JupyterLab on the notebooks, with the project's kernel.
+lab: $(ENV)
+	$(PY) -m jupyter lab notebooks
 
 unit: $(ENV)
 	$(PY) -m pytest tests

@@ -22,7 +22,7 @@ LEVEL = 0.95
 NEAR_BITS = 0.1
 """Information within this many bits of the shuffled-label estimate counts as near zero."""
 
-HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "holds", "contradicted", "inconclusive", "not run"
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,11 @@ def margin(found: Interval, threshold: float = 0.0) -> float:
 
 
 def overall(verdicts: list[str]) -> str:
-    if CONTRADICTED in verdicts:
-        return CONTRADICTED
+    """A claim's verdict from its parts': contradicted if any part is, not run if any part's runs are
+    not in the profile, holds if every part holds, inconclusive otherwise."""
+    for verdict in (CONTRADICTED, NOT_RUN):
+        if verdict in verdicts:
+            return verdict
     return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
 
 
@@ -83,15 +86,16 @@ def _pid(pid: pd.DataFrame, teacher: str, method: str, term: str, excess: bool =
     return real - rows[rows["control"]].set_index("seed")[term] if excess else real
 
 
-def claims(final: pd.DataFrame, noise: pd.DataFrame, pid: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
+def claims(final: pd.DataFrame, noise: pd.DataFrame | None, pid: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
     """One row per part of each claim (a)-(e): its per-seed mean, 95% interval, verdict, and the
-    claim's verdict.
+    claim's verdict; a part whose runs the profile does not have is ``not run``.
 
     ``final`` and ``noise``: the last epoch of each run of the main grid and of the noise sweep
-    (``test_acc`` in percent); ``pid``: PID rows of the last distilled layer at the last measured
-    epoch, baselines measured against each teacher too; ``teachers``: I(Y;T) of each teacher seed's
-    last layer (columns ``kind``, ``seed``, ``mi``, ``control``)."""
+    (``test_acc`` in percent; None: no noise sweep); ``pid``: PID rows of the last distilled layer at
+    the last measured epoch, baselines measured against each teacher too; ``teachers``: I(Y;T) of
+    each teacher seed's last layer (columns ``kind``, ``seed``, ``mi``, ``control``)."""
     acc = lambda teacher, method: _accuracy(final, teacher, method)  # noqa: E731
+    noise = final.iloc[:0] if noise is None else noise
     sigmas = sorted(noise.loc[noise["teacher"] == "noisy", "noise_sigma"].unique())
     low, high = (sigmas[0], sigmas[-1]) if sigmas else (math.nan, math.nan)
 
@@ -100,6 +104,7 @@ def claims(final: pd.DataFrame, noise: pd.DataFrame, pid: pd.DataFrame, teachers
         return at.loc[low] - at.loc[high] if sigmas else pd.Series(dtype=float)
 
     untrained_teacher = teachers[teachers["kind"] == "untrained"].set_index(["seed", "control"])["mi"].unstack()
+    untrained_teacher = untrained_teacher.reindex(columns=[False, True])
     parts = [
         ("a", "trained teacher: VID and RID both beat the baseline", [
             ("VID - baseline (points)", acc("trained", "vid") - acc("trained", "baseline"), True, 0.0),
@@ -132,7 +137,8 @@ def claims(final: pd.DataFrame, noise: pd.DataFrame, pid: pd.DataFrame, teachers
             judged.append({"claim": claim, "statement": statement, "part": name,
                            "claimed": f"{'>' if above else '<'} {threshold:g}", "mean": found.mean,
                            "low": found.low, "high": found.high, "std": found.std, "n": found.n,
-                           "part_verdict": judge(found, above, threshold), "margin": margin(found, threshold)})
+                           "part_verdict": judge(found, above, threshold) if found.n else NOT_RUN,
+                           "margin": margin(found, threshold)})
         verdict = overall([j["part_verdict"] for j in judged])
         rows += [{**j, "verdict": verdict} for j in judged]
     return pd.DataFrame(rows)

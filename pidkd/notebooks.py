@@ -6,6 +6,7 @@ committed one only where its outputs do; execution counts and outputs stay (nbva
 """
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,11 +16,14 @@ from typing import Any
 
 import nbformat
 import pandas as pd
+import yaml
 
 from . import data, experiment, reference
 from .config import Config, Profile, profile_names
 from .results import Result
-from .storage import data_root, results_root
+from .errors import ConfigError
+from .storage import claim_results, data_root, results_root
+from .train import resolve_device
 
 COLAB_CELL = '''\
 # On Colab only: install pidkd from a clone under /content, else from $PIDKD_SOURCE (README, "Colab").
@@ -57,6 +61,16 @@ class Session:
             data.download(dataset, data_root())
         return experiment.run_grid(list(configs), jobs=self.jobs, device=self.device)
 
+    def weights(self, dataset: str) -> dict[str, float]:
+        """The distillation weight the profile gives each method of its grid that has one, on ``dataset``."""
+        params = {m: dict(self.profile.config(dataset, "trained", m, self.profile.seeds[0]).params)
+                  for m in self.profile.spec.grid.methods}
+        return {method: p["weight"] for method, p in params.items() if "weight" in p}
+
+    def named(self, name: str, dataset: str) -> str:
+        """A figure's or table's file name for ``dataset``: ``name`` alone when the profile has one dataset."""
+        return name if len(self.profile.datasets) == 1 else f"{name}_{dataset}"
+
     @property
     def accuracy_floor(self) -> float:
         """One test example of the profile's first dataset, in accuracy points: the smallest change
@@ -78,24 +92,90 @@ class Session:
 
 def setup(
     profile: str | Path = "embedded",
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | str | None = None,
     *,
-    seeds: Iterable[int] | None = None,
+    seeds: int | Iterable[int] | str | None = None,
     device: str = "auto",
     jobs: int | None = None,
     results: str | Path | None = None,
 ) -> Session:
-    """A notebook's set-up: profile ``profile`` with ``overrides`` (and ``seeds`` in place of its
-    own), results under ``results`` (default: the repository's ``results/``, whatever folder the
-    kernel started in, so papermill, nbval, Jupyter and Colab agree), ``jobs`` training processes
-    (default: one per core), and tables shown to 4 decimals."""
-    overrides = {**(overrides or {}), **({"seeds": list(seeds)} if seeds else {})}
+    """A notebook's set-up: profile ``profile`` with ``overrides`` (a mapping, or its YAML or JSON
+    text, as ``papermill -p`` passes it) and ``seeds`` in place of its own (one seed or several;
+    None keeps the profile's), results under ``results`` (default: the repository's ``results/``,
+    whatever folder the kernel started in, so papermill, nbval, Jupyter and Colab agree), ``jobs``
+    training processes (default: one per core) on ``device``, and tables shown to 4 decimals.
+    Everything is checked before anything runs: a parameter that papermill injected but the
+    notebook does not declare (a misspelt ``-p``), a bad override or seed, a device absent here."""
+    unknown, declared = _undeclared_parameters()
+    if unknown:
+        raise ConfigError(f"unknown notebook parameter {', '.join(map(repr, unknown))}; this notebook takes "
+                          f"{', '.join(declared)}")
+    overrides = {**_parsed("overrides", overrides, dict), **({"seeds": _seeds(seeds)} if seeds is not None else {})}
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be a whole number of processes of at least 1, or None for one per core; got {jobs!r}")
+    resolve_device(device)
     loaded = Profile.load(profile, overrides)
     if results is not None:  # the environment, so training processes see it too
         os.environ["PIDKD_RESULTS"] = str(Path(results).resolve())
+    folder = results_root() / loaded.name
+    claim_results(folder, loaded.source)
     pd.set_option("display.precision", 4)
     shipped = str(profile) in profile_names() and not overrides
-    return Session(loaded, results_root() / loaded.name, device, jobs or _cores(), shipped)
+    return Session(loaded, folder, device, jobs or _cores(), shipped)
+
+
+def _parsed(name: str, value: Any, kind: type) -> Any:
+    """A parameter given as text (papermill ``-p``) read as YAML, which JSON is too; None as empty."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{name} is not valid YAML or JSON: {getattr(error, 'problem', error)}") from error
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name} must be a {kind.__name__}, e.g. {name}='{{\"student_training.epochs\": 5}}'; "
+                          f"got {value!r}")
+    return value
+
+
+def _seeds(seeds: int | Iterable[int] | str) -> list[int]:
+    """``seeds`` as a list: one seed (0 included) or several, given as numbers or as YAML text."""
+    if isinstance(seeds, str):
+        seeds = _parsed("seeds", seeds, object)
+    listed = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not listed or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in listed):
+        raise ConfigError(f"seeds must be a seed or a list of seeds, whole numbers >= 0, or None for the profile's; "
+                          f"got {seeds!r}")
+    return listed
+
+
+def _undeclared_parameters() -> tuple[list[str], list[str]]:
+    """The names papermill injected (its ``# Parameters`` cell, run just after the notebook's cell
+    tagged ``parameters``) that the notebook does not declare, and those it does; empty outside a
+    papermill-executed kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return [], []
+    shell = get_ipython()
+    cells = list(shell.user_ns.get("In", [])) if shell is not None else []
+    injected = [i for i, cell in enumerate(cells) if cell.startswith("# Parameters\n")]
+    if not injected or injected[-1] == 0:
+        return [], []
+    declared, given = _assigned(cells[injected[-1] - 1]), _assigned(cells[injected[-1]])
+    return sorted(set(given) - set(declared)), declared
+
+
+def _assigned(source: str) -> list[str]:
+    """The names a cell assigns at its top level, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
 def _cores() -> int:

@@ -30,11 +30,25 @@ def final_epochs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.sort_values("epoch").groupby("key", sort=False).tail(1)
 
 
+def _cell(mean: float, std: float, count: int, diverged: int, decimals: int) -> str:
+    """'mean ± std (n)' over seeds (no spread for one seed), and how many of the runs diverged."""
+    spread = f" ± {std:.{decimals}f}" if count > 1 else ""
+    return f"{mean:.{decimals}f}{spread} ({count})" + (f", {diverged} diverged" if diverged else "")
+
+
+def _diverged(runs: pd.DataFrame) -> pd.Series:
+    """Whether each row's run diverged (its last row names what became non-finite)."""
+    return runs["diverged"].notna() if "diverged" in runs else pd.Series(False, index=runs.index)
+
+
 def accuracy_table(runs: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
-    """Final test accuracy (%) as 'mean ± std (n)' over seeds: methods x teacher kinds."""
-    final = with_baseline_per_teacher(final_epochs(runs))
-    stats = final.groupby(["method", "teacher"])["test_acc"].agg(["mean", "std", "count"]) * [100, 100, 1]
-    cells = stats.apply(lambda r: f"{r['mean']:.{decimals}f} ± {r['std']:.{decimals}f} ({int(r['count'])})", axis=1)
+    """Final test accuracy (%) as 'mean ± std (n)' over seeds, with diverged runs counted: methods x
+    teacher kinds."""
+    final = with_baseline_per_teacher(final_epochs(runs)).assign(diverged=_diverged)
+    stats = final.groupby(["method", "teacher"]).agg(mean=("test_acc", "mean"), std=("test_acc", "std"),
+                                                     count=("test_acc", "count"), diverged=("diverged", "sum"))
+    cells = stats.apply(lambda r: _cell(100 * r["mean"], 100 * r["std"], int(r["count"]), int(r["diverged"]), decimals),
+                        axis=1)
     table = cells.unstack("teacher")
     return table.reindex(index=[m for m in METHOD_ORDER if m in table.index],
                          columns=[t for t in TEACHER_ORDER if t in table.columns])
@@ -46,9 +60,9 @@ def accuracy_curves(runs: pd.DataFrame, title: str = "") -> plt.Figure:
     frame = with_baseline_per_teacher(runs).assign(test_acc=lambda f: 100 * f["test_acc"])
     teachers = [t for t in TEACHER_ORDER if t in set(frame["teacher"])]
     grid = sns.relplot(
-        data=frame, x="epoch", y="test_acc", hue="method", col="teacher", kind="line", errorbar=("ci", 95),
-        hue_order=[m for m in METHOD_ORDER if m in set(frame["method"])], col_order=teachers,
-        height=3.2, aspect=1.1,
+        data=frame.dropna(subset=["test_acc"]), x="epoch", y="test_acc", hue="method", col="teacher", kind="line",
+        errorbar=("ci", 95), hue_order=[m for m in METHOD_ORDER if m in set(frame["method"])], col_order=teachers,
+        height=3.2, aspect=1.1, marker="o", markersize=3,  # a single evaluated epoch still shows
     )
     grid.set_axis_labels("epoch", "test accuracy (%)").set_titles("{col_name} teacher")
     if title:
@@ -196,10 +210,13 @@ def mean_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def noise_table(runs: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
-    """Final test accuracy (%) as 'mean ± std' over seeds: methods x teacher noise levels."""
-    final = final_percent(runs)
-    stats = final.groupby(["method", "noise_sigma"], dropna=False)["test_acc"].agg(["mean", "std"])
-    cells = stats.apply(lambda r: f"{r['mean']:.{decimals}f} ± {r['std']:.{decimals}f}", axis=1).unstack("noise_sigma")
+    """Final test accuracy (%) as 'mean ± std (n)' over seeds, with diverged runs counted: methods x
+    teacher noise levels."""
+    final = final_percent(runs).assign(diverged=_diverged)
+    stats = final.groupby(["method", "noise_sigma"], dropna=False).agg(
+        mean=("test_acc", "mean"), std=("test_acc", "std"), count=("test_acc", "count"), diverged=("diverged", "sum"))
+    cells = stats.apply(lambda r: _cell(r["mean"], r["std"], int(r["count"]), int(r["diverged"]), decimals),
+                        axis=1).unstack("noise_sigma")
     return cells.reindex([m for m in METHOD_ORDER if m in cells.index])
 
 
@@ -274,8 +291,8 @@ def plateau_gain(curve: pd.Series, fraction: float = 0.1) -> float:
 
 
 def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """:func:`plateau_gain` of every run (teacher, method, seed)."""
-    gains = runs.groupby(["teacher", "method", "seed"]).apply(
+    """:func:`plateau_gain` of every run (dataset, teacher, method, seed)."""
+    gains = runs.groupby(["dataset", "teacher", "method", "seed"]).apply(
         lambda run: plateau_gain(run.set_index("epoch")["val_acc"], fraction), include_groups=False)
     return gains.rename("gain").reset_index()
 
@@ -283,7 +300,7 @@ def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
 def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
     """:func:`plateau_gains` per teacher and method: the mean and the largest over seeds."""
     gains = plateau_gains(runs, fraction)
-    return gains.groupby(["teacher", "method"])["gain"].agg(["mean", "max", "count"]).round(2)
+    return gains.groupby(["dataset", "teacher", "method"])["gain"].agg(["mean", "max", "count"]).round(2)
 
 
 PID_ROWS = {"uni_t": "Uni(Y:T\\S)", "red": "Red(Y:T,S)", "mi_s": "I(Y;S)", "mi_t": "I(Y;T)"}
