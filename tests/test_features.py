@@ -132,6 +132,8 @@ def test_pidkd_models_by_index_are_unchanged_and_agree_with_their_layer_names(mo
     [
         (["layer5"], r"model has no layer 'layer5'; valid names include layer4, layer3, .*\(see model.named_modules\(\)\)"),
         (["avgpol"], r"model has no layer 'avgpol'; valid names include avgpool"),
+        (["head"], r"model has no layer 'head'; valid names include conv1, bn1, relu, maxpool, layer1, layer2, layer3, "
+                   r"layer4, avgpool, fc \(see model.named_modules\(\)\)$"),
         (["layer1.0.relu"], r"layer 'layer1.0.relu' was called 2 times in one forward pass: name a layer that is "
                             r"called exactly once"),
         (["layer4", -1], r"layers mixes names and indices \(\['layer4', -1\]\): pass names only, or indices only"),
