@@ -86,7 +86,7 @@ N_COMPONENTS = 10
 INTERVAL_TERMS = ("red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts")
 MIN_RESAMPLES = 20  # fewer bootstrap resamples cannot place a 2.5% and a 97.5% percentile apart
 BIAS_SHARE = 0.25  # measure warns when its bias bound is above this share of I(Y; T, S); at the embedded
-# profile's 2,000 examples, 10 clusters and 10 classes (bound 0.32 bits) that is below 1.29 bits of I(Y; T, S)
+# profile's 2,000 examples, 10 clusters and 10 classes (bound 0.32 bits) it warns below 1.29 bits of I(Y; T, S)
 BIAS_TARGET = 0.05  # bits: the bias a refusal says how many examples keep the bound under (notebook 2's rule)
 
 
@@ -337,7 +337,7 @@ def _observed_labels(labels: np.ndarray, seed: int, control: bool) -> tuple[np.n
 def plug_in_bias(k_t: int, k_s: int, n_classes: int, n: int) -> float:
     """A bound, in bits, on the upward bias of the plug-in I(Y; T, S) from n examples in k_t x k_s codes
     and n_classes classes: (k_t k_s - 1)(C - 1) / (2 n ln 2), Miller and Madow's first-order bias with
-    every (t, s) cell occupied, as notebook 2 states and checks its rule for choosing n with."""
+    every (t, s) cell occupied; notebook 2 chooses n by it."""
     return (k_t * k_s - 1) * (n_classes - 1) / (2 * n * _LN2)
 
 
