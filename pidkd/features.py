@@ -36,8 +36,9 @@ def representations(
     dataset order, computed batch by batch in eval and inference mode.
 
     ``layers`` as names from ``model.named_modules()`` (e.g. ``["layer4", "avgpool"]`` of a torchvision
-    ResNet) reads those modules' outputs with forward hooks, one tensor a name: hooks work on any module,
-    whatever its forward returns or however it is traced, and need nothing from torchvision. ``layers``
+    ResNet) reads those modules' outputs with forward hooks, one tensor a name: hooks work on any module
+    whatever its forward returns, where torchvision's ``create_feature_extractor`` must trace the model
+    symbolically and fails on data-dependent control flow. ``layers``
     as indices (-1 the last; empty for all) reads the distilled features of a model that returns
     ``(logits, list_of_features)`` like pidkd's, None in place of the ones not asked for.
     """
