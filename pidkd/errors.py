@@ -28,6 +28,10 @@ class RunInterrupted(PidkdError):
     """A run stopped by the user (Ctrl-C); its last finished epoch is saved, so rerunning resumes it."""
 
 
+class EstimateWarning(UserWarning):
+    """A measurement whose estimator bias may be a sizeable share of it: more examples or fewer clusters fix it."""
+
+
 def check_name(kind: str, name: str, valid: Iterable[str]) -> str:
     """Return ``name`` if it is one of ``valid``; otherwise raise a ConfigError listing them."""
     valid = sorted(valid)

@@ -51,7 +51,7 @@ def measure_run(result: Result, settings: PIDSettings = PIDSettings(), against: 
             codes_s = pid.discretize(student, settings.n_clusters, settings.n_components, seed)
             for control in (False, True):
                 bootstrap = settings.bootstrap if epoch == config.pid_epochs[-1] and not control else 0
-                m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control, bootstrap=bootstrap)
+                m = pid.measure_codes(codes_t, codes_s, labels, seed, control=control, bootstrap=bootstrap, warn=False)
                 rows.append({"epoch": epoch, "layer": index + 1, "control": control, **m.as_dict()})
     frame = label_rows(config, pd.DataFrame(rows), teacher=against)
     write_atomic(cache, frame.to_csv(index=False))

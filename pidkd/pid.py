@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
-from pidkd.errors import ConfigError
+from pidkd.errors import ConfigError, EstimateWarning
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,13 @@ class PID:
 @dataclass(frozen=True)
 class Measurement(PID):
     """A PID measured on ``n`` examples, with I(T; S) between the two discretized representations
-    (what mutual-information distillation drives up); plug-in estimates, biased upward when n is small.
-    ``intervals`` maps each of ``INTERVAL_TERMS`` to a bootstrap 95% (low, high), or is None."""
+    (what mutual-information distillation drives up); plug-in estimates, biased upward when n is small,
+    by at most about ``bias_bound`` bits (see ``plug_in_bias``). ``intervals`` maps each of
+    ``INTERVAL_TERMS`` to a bootstrap 95% (low, high), or is None."""
 
     mi_ts: float
     n: int
+    bias_bound: float
     intervals: dict[str, tuple[float, float]] | None = field(default=None, hash=False)
 
     def as_dict(self) -> dict[str, float]:
@@ -82,6 +85,9 @@ N_CLUSTERS = 10
 N_COMPONENTS = 10
 INTERVAL_TERMS = ("red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts")
 MIN_RESAMPLES = 20  # fewer bootstrap resamples cannot place a 2.5% and a 97.5% percentile apart
+BIAS_SHARE = 0.25  # measure warns when its bias bound is above this share of I(Y; T, S); at the embedded
+# profile's 2,000 examples, 10 clusters and 10 classes (bound 0.32 bits) it warns below 1.29 bits of I(Y; T, S)
+BIAS_TARGET = 0.05  # bits: the bias a refusal says how many examples keep the bound under (notebook 2's rule)
 
 
 @dataclass(frozen=True)
@@ -244,27 +250,34 @@ def measure(
     seed: int = 0,
     control: bool = False,
     bootstrap: int = 0,
+    *,
+    warn: bool = True,
+    allow_few: bool = False,
 ) -> Measurement:
-    """PID of the labels ``y`` against teacher features ``t`` and student features ``s``.
+    """PID of the labels ``y`` (class indices) against teacher features ``t`` and student features ``s``.
 
     Each representation is discretized (see ``discretize``) and the (t, s, y) triples are counted
     into a plug-in joint distribution. ``control=True`` shuffles the labels first: what remains is
-    the estimator's bias at this sample size, the floor to read the real measurement against.
+    the estimator's bias at this sample size, the floor to read the real measurement against;
+    ``bias_bound`` is a bound on that bias computed from the counts alone (see ``plug_in_bias``).
+    Fewer examples than cells of the histogram (clusters used x clusters used x classes) are refused
+    unless ``allow_few`` (for studies of that bias); a bias bound above ``BIAS_SHARE`` of I(Y; T, S)
+    issues an ``EstimateWarning`` unless ``warn=False`` (callers that report ``bias_bound`` themselves).
     ``bootstrap=B`` adds 95% intervals (see ``bootstrap_intervals``) from B resamples of the
     examples, k-means refitted on each: which groups the clusters merge varies from sample to
     sample, and codes held fixed would hide that. PCA is kept: refitting it would add minutes at
     10,000 x 1,000, and on the ground-truth cases of pidkd.synthetic it changed interval widths by
     under a third except where the clusters were fewer than the states (benchmarks/bootstrap_coverage.py).
     """
+    if not len(t) == len(s) == len(y):
+        raise ConfigError(f"t, s and y must have one row per example; got {len(t)}, {len(s)}, {len(y)}")
     labels = _label_codes(y)
     n = len(labels)
-    if len(t) != n or len(s) != n:
-        raise ConfigError(f"t, s and y must have one row per example; got {len(t)}, {len(s)}, {n}")
     _check_bootstrap(bootstrap)
     z_t, z_s = principal_components(t, n_components, seed), principal_components(s, n_components, seed)
     labels, rng = _observed_labels(labels, seed, control)
     codes_t, codes_s = cluster_codes(z_t, n_clusters, seed), cluster_codes(z_s, n_clusters, seed)
-    point = _plug_in(joint_distribution(codes_t, codes_s, labels), n)
+    point = _point(joint_distribution(codes_t, codes_s, labels), n, warn and not control, allow_few)
     if not bootstrap:
         return point
     resampled = []
@@ -279,16 +292,18 @@ def measure(
 
 
 def measure_codes(
-    codes_t: Any, codes_s: Any, y: Any, seed: int = 0, control: bool = False, bootstrap: int = 0
+    codes_t: Any, codes_s: Any, y: Any, seed: int = 0, control: bool = False, bootstrap: int = 0,
+    *, warn: bool = True, allow_few: bool = False,
 ) -> Measurement:
     """``measure`` on representations already discretized, e.g. a teacher's codes reused for
-    every student and epoch it is compared with. ``bootstrap=B`` resamples the examples with the
-    codes held fixed, so its intervals leave out how the clustering itself varies."""
+    every student and epoch it is compared with, refused and warned about alike. ``bootstrap=B``
+    resamples the examples with the codes held fixed, so its intervals leave out how the clustering
+    itself varies."""
     _check_bootstrap(bootstrap)
     labels, rng = _observed_labels(_label_codes(y), seed, control)
     p = joint_distribution(codes_t, codes_s, labels)
     n = len(labels)
-    point = _plug_in(p, n)
+    point = _point(p, n, warn and not control, allow_few)
     if not bootstrap:
         return point
     # with the codes fixed, a resample of the examples is a multinomial draw of the joint counts
@@ -319,9 +334,45 @@ def _observed_labels(labels: np.ndarray, seed: int, control: bool) -> tuple[np.n
     return (rng.permutation(labels) if control else labels), rng
 
 
+def plug_in_bias(k_t: int, k_s: int, n_classes: int, n: int) -> float:
+    """A bound, in bits, on the upward bias of the plug-in I(Y; T, S) from n examples in k_t x k_s codes
+    and n_classes classes: (k_t k_s - 1)(C - 1) / (2 n ln 2), Miller and Madow's first-order bias with
+    every (t, s) cell occupied; notebook 2 chooses n by it."""
+    return (k_t * k_s - 1) * (n_classes - 1) / (2 * n * _LN2)
+
+
+def _occupied(p: np.ndarray) -> tuple[int, int, int]:
+    """How many teacher codes, student codes and classes a joint distribution p[t, s, y] uses."""
+    return tuple(int(np.count_nonzero(p.sum(axis=other))) for other in ((1, 2), (0, 2), (0, 1)))
+
+
+def _point(p: np.ndarray, n: int, warn: bool, allow_few: bool) -> Measurement:
+    """The measurement of ``p`` from n examples: a ConfigError when n is below the histogram's cells
+    (unless ``allow_few``), an EstimateWarning when its bias bound is above BIAS_SHARE of I(Y; T, S)."""
+    k_t, k_s, classes = _occupied(p)
+    needed = math.ceil(plug_in_bias(k_t, k_s, classes, 1) / BIAS_TARGET)
+    if n < k_t * k_s * classes and not allow_few:
+        raise ConfigError(
+            f"{n} examples are too few for {k_t} x {k_s} clusters and {classes} classes: the joint histogram has "
+            f"{k_t * k_s * classes} cells; use at least that many examples ({needed} keep the plug-in bias under "
+            f"{BIAS_TARGET} bits) or fewer clusters"
+        )
+    point = _plug_in(p, n)
+    if warn and point.bias_bound > BIAS_SHARE * point.mi:
+        warnings.warn(
+            f"I(Y; T, S) = {point.mi:.3f} bits, of which up to {point.bias_bound:.3f} may be plug-in bias ({n} examples, "
+            f"{k_t} x {k_s} clusters, {classes} classes): read it against control=True, or use more examples "
+            f"({needed} keep the bias under {BIAS_TARGET} bits) or fewer clusters",
+            EstimateWarning,
+            stacklevel=3,
+        )
+    return point
+
+
 def _plug_in(p: np.ndarray, n: int) -> Measurement:
-    """The measurement of an empirical joint distribution of n examples."""
-    return Measurement(**broja_pid(p).as_dict(), mi_ts=mutual_information(p.sum(axis=2)), n=n)
+    """The measurement of an empirical joint distribution of n examples, with its bias bound."""
+    return Measurement(**broja_pid(p).as_dict(), mi_ts=mutual_information(p.sum(axis=2)), n=n,
+                       bias_bound=plug_in_bias(*_occupied(p), n))
 
 
 def _check_bootstrap(bootstrap: int) -> None:
@@ -374,10 +425,14 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _label_codes(y: Any) -> np.ndarray:
-    """Labels of any hashable kind as codes 0..k-1."""
+    """Class indices (any integers, or bools) as codes 0..k-1; other labels are refused: float ones
+    would each count as a class of their own."""
     y = _to_numpy(y)
     if y.ndim != 1 or len(y) == 0:
         raise ConfigError(f"y must be a non-empty 1-D array of labels; got shape {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        raise ConfigError(f"y must hold class indices (an integer or bool array), not {y.dtype}: pass y.astype(int) "
+                          f"if they are whole numbers, else np.unique(y, return_inverse=True)[1]")
     return np.unique(y, return_inverse=True)[1].astype(np.int64)
 
 

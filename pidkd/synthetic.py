@@ -135,7 +135,9 @@ def study(
     """``measure``'s error against the latent truth over a grid of settings, as a tidy frame: one row
     per case, mapping, n, noise, repeat, n_components, n_clusters, estimator (plug-in, or with the
     shuffled-label control subtracted) and term, with its estimate, truth and error in bits. Each
-    data set is discretized as ``measure`` does it (seed 0), its PCA shared by the cluster counts."""
+    data set is discretized as ``measure`` does it (seed 0), its PCA shared by the cluster counts. The
+    study exists to show the plug-in bias of few examples, so it measures below the sample counts that
+    ``measure`` refuses, and without its warnings (``allow_few``, ``warn=False``)."""
     from pidkd.train import progress_bar  # the library's one progress bar; train imports torch
 
     cases = [CASES[check_name("case", name, CASES)] for name in cases]
@@ -149,7 +151,8 @@ def study(
             z_t, z_s = principal_components(t, components), principal_components(s, components)
             for clusters in n_clusters:
                 codes_t, codes_s = cluster_codes(z_t, clusters), cluster_codes(z_s, clusters)
-                plug_in, control = (measure_codes(codes_t, codes_s, y, control=c) for c in (False, True))
+                plug_in, control = (measure_codes(codes_t, codes_s, y, control=c, warn=False, allow_few=True)
+                                    for c in (False, True))
                 for term in TERMS:
                     estimates = getattr(plug_in, term), getattr(plug_in, term) - getattr(control, term)
                     for estimator, estimate in zip(ESTIMATORS, estimates):

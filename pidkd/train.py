@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .data import AugmentedTensors, batches, on_device
 from .errors import ConfigError, RunInterrupted
+from .features import model_outputs, representations  # noqa: F401 (representations: public here since it began here)
 from .methods import STUDENT, Loss, Method, Outputs
 from .schema import Schema
 from .storage import load_checkpoint, save_atomic
@@ -194,11 +195,8 @@ def _outputs(
     model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0
 ) -> Iterator[tuple[Tensor, list[Tensor], Tensor]]:
     """(logits, features, labels) of ``model`` in eval and inference mode, batch by batch."""
-    model.eval()
-    with torch.inference_mode():
-        for x, y in batches(dataset, 512, shuffle=False, num_workers=workers, pin_memory=True):
-            logits, features = model(x.to(device, non_blocking=True))
-            yield logits, features, y
+    for (logits, features), y in model_outputs(model, dataset, device, workers):
+        yield logits, features, y
 
 
 def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0) -> float:
@@ -207,22 +205,6 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, workers: 
     for logits, _, y in _outputs(model, dataset, device, workers):
         correct += (logits.argmax(1) == y.to(device)).sum()
     return correct.item() / len(dataset)
-
-
-def representations(
-    model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0, layers: Collection[int] = ()
-) -> list[Tensor | None]:
-    """The distilled features of ``model`` for every example of ``dataset``, one tensor a layer, on
-    the CPU; with ``layers`` (indices, -1 the last) only those are collected, None in place of the others."""
-    kept: list[list[Tensor] | None] = []
-    for _, features, _ in _outputs(model, dataset, device, workers):
-        if not kept:
-            wanted = {layer % len(features) for layer in layers} or set(range(len(features)))
-            kept = [[] if i in wanted else None for i in range(len(features))]
-        for chunks, f in zip(kept, features):
-            if chunks is not None:
-                chunks.append(f.float().cpu())
-    return [None if chunks is None else torch.cat(chunks) for chunks in kept]
 
 
 @dataclass

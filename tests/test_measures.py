@@ -18,7 +18,9 @@ TINY = {
     "student_training.recipe.milestones": [],
     "pid.layers": [0, -1],
     "methods.rid.rounds": 1,
+    "pid.n_clusters": 5,  # digits' 540 test examples fill 5 x 5 x 10 cells; 10 x 10 x 10 would be refused as too few
 }
+SETTINGS = PIDSettings(n_clusters=5)
 
 
 @pytest.fixture
@@ -42,13 +44,13 @@ def test_measure_runs_writes_pid_csv_for_the_distillation_runs(runs, results):
 
 def test_measures_are_cached_per_run_and_settings(runs, monkeypatch):
     vid = [r for r in runs if r.config.method == "vid"][0]
-    first = measures.measure_run(vid)
+    first = measures.measure_run(vid, SETTINGS)
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again")
 
     monkeypatch.setattr(measures.pid, "measure_codes", no_measuring)
-    assert measures.measure_run(vid).equals(first)
+    assert measures.measure_run(vid, SETTINGS).equals(first)
     with pytest.raises(AssertionError, match="measured again"):
         measures.measure_run(vid, PIDSettings(n_clusters=3))
 
@@ -97,7 +99,7 @@ def test_a_baseline_is_measured_against_each_teacher_asked_for(runs, results):
 
 def test_the_last_pid_epoch_gets_bootstrap_intervals_when_asked(runs):
     vid = next(r for r in runs if r.config.method == "vid")
-    table = measures.measure_run(vid, PIDSettings(layers=(-1,), bootstrap=40))
+    table = measures.measure_run(vid, PIDSettings(layers=(-1,), bootstrap=40, n_clusters=5))
     real = table[~table["control"]].set_index("epoch")
     assert real.loc[2, "red_low"] <= real.loc[2, "red"] <= real.loc[2, "red_high"]
     assert real.loc[1, ["red_low", "red_high"]].isna().all() and table[table["control"]]["red_low"].isna().all()

@@ -3,6 +3,7 @@ its identities and error messages, and ``measure`` on representations with known
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from oracle import oracle_pid
 
 from pidkd import synthetic
-from pidkd.errors import ConfigError
+from pidkd.errors import ConfigError, EstimateWarning
 from pidkd.pid import (
     AND_RED,
     CANONICAL,
@@ -27,6 +28,7 @@ from pidkd.pid import (
     measure,
     measure_codes,
     mutual_information,
+    plug_in_bias,
     teacher_student_mi,
 )
 
@@ -250,7 +252,7 @@ def test_shuffled_label_control_shows_only_the_estimator_bias():
     control = measure(t, s, y, control=True)
     assert control.mi < 0.05
     assert control.as_dict() == {**control.as_dict(), "n": 1000}
-    assert list(control.as_dict()) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts", "n"]
+    assert list(control.as_dict()) == ["red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts", "n", "bias_bound"]
     assert control.mi_ts > 0.9  # shuffling labels leaves the teacher-student relation (1 bit) intact
 
 
@@ -344,3 +346,74 @@ def test_bad_bootstrap_counts_say_what_is_allowed(bootstrap):
     for call in (lambda: measure(t, t, y, bootstrap=bootstrap), lambda: measure_codes(y, y, y, bootstrap=bootstrap)):
         with pytest.raises(ConfigError, match=allowed):
             call()
+
+
+def noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher and student features and labels of 10 classes, all independent: no information at all."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 32)), rng.normal(size=(n, 32)), rng.integers(0, 10, n)
+
+
+def test_fewer_examples_than_histogram_cells_are_refused_saying_how_many_are_needed():
+    rng = np.random.default_rng(0)
+    y = np.arange(5)
+    with pytest.raises(ConfigError, match=r"^5 examples are too few for 5 x 5 clusters and 5 classes: the joint "
+                                          r"histogram has 125 cells; use at least that many examples \(1385 keep the "
+                                          r"plug-in bias under 0.05 bits\) or fewer clusters$"):
+        measure(rng.normal(size=(5, 8)), rng.normal(size=(5, 8)), y)  # was Red = log2 5 bits, without a word
+    with pytest.raises(ConfigError, match="500 examples are too few for 10 x 10 clusters and 10 classes"):
+        measure(*noise(500))  # was I(Y;T,S) = 1.30 bits of plug-in bias
+    with pytest.raises(ConfigError, match="300 examples are too few for 20 x 1 clusters and 20 classes"):
+        measure_codes(np.arange(300) % 20, np.zeros(300, dtype=int), np.arange(300) % 20)
+    assert measure(rng.normal(size=(5, 8)), rng.normal(size=(5, 8)), y, allow_few=True, warn=False).n == 5
+
+
+def test_a_measurement_of_pure_noise_warns_with_its_bias_bound():
+    t, s, y = noise(2000)
+    with pytest.warns(EstimateWarning, match=r"^I\(Y; T, S\) = 0\.\d+ bits, of which up to 0\.321 may be plug-in bias "
+                                             r"\(2000 examples, 10 x 10 clusters, 10 classes\): read it against "
+                                             r"control=True, or use more examples \(12855 keep"):
+        m = measure(t, s, y)
+    assert m.bias_bound == pytest.approx(99 * 9 / (2 * 2000 * math.log(2))) and m.bias_bound > 0.25 * m.mi
+    assert m.as_dict()["bias_bound"] == m.bias_bound
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert measure(t, s, y, warn=False) == m
+        assert measure(t, s, y, control=True).bias_bound == m.bias_bound  # the control is the bias: no warning
+
+
+def test_a_measurement_well_above_its_bias_bound_does_not_warn():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 4000)
+    codes = y * 2 + rng.integers(0, 2, 4000)  # 8 codes, each within one class: I(Y; T, S) = 2 bits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = measure_codes(codes, codes, y)
+    assert m.mi == pytest.approx(2.0, abs=1e-3)
+    assert m.bias_bound == pytest.approx(plug_in_bias(8, 8, 4, 4000)) == pytest.approx(63 * 3 / (8000 * math.log(2)))
+
+
+def test_the_bias_bound_counts_the_codes_and_classes_actually_used():
+    y = np.array([3, 7, 9, 3, 7, 9] * 50)
+    codes_t, codes_s = np.array([0, 4, 9] * 100), np.array([2, 5] * 150)  # 3 and 2 codes of larger ranges
+    m = measure_codes(codes_t, codes_s, y, warn=False)
+    assert m.bias_bound == pytest.approx((3 * 2 - 1) * (3 - 1) / (2 * 300 * math.log(2)))
+
+
+@pytest.mark.parametrize("labels", [np.repeat([0.0, 1.0], 50), torch.repeat_interleave(torch.tensor([0.0, 1.0]), 50),
+                                    np.repeat(["cat", "dog"], 50)])
+def test_labels_must_be_class_indices(labels):
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(100, 4))
+    message = (r"^y must hold class indices \(an integer or bool array\), not \S+: pass y.astype\(int\) if they are "
+               r"whole numbers, else np.unique\(y, return_inverse=True\)\[1\]$")
+    for call in (lambda: measure(t, t, labels), lambda: measure_codes(np.zeros(100, int), np.zeros(100, int), labels),
+                 lambda: label_mi(t, labels)):
+        with pytest.raises(ConfigError, match=message):
+            call()
+
+
+def test_bool_and_torch_integer_labels_are_class_indices():
+    codes = np.repeat([0, 1], 50)
+    assert measure_codes(codes, codes, codes.astype(bool)).mi == pytest.approx(1.0)
+    assert measure_codes(codes, codes, torch.tensor(codes) * 5 + 3).mi == pytest.approx(1.0)
