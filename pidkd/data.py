@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def _source(name: str, root: Path, *, train: bool, augment: bool, download: bool
     if name == "digits":
         return _tensor_dataset(*_digits_arrays(train))
     if name == "mnist1d":
-        return _tensor_dataset(*_mnist1d_arrays(train))
+        return _tensor_dataset(*_mnist1d_arrays(root, train))
     if name in _CIFAR_CLASSES:
         return _cifar(name, root, train=train, download=download)
     return CUB200(root, train=train, transform=_cub_transform(augment, image_size))
@@ -376,14 +377,39 @@ def _digits_splits() -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, digits.target, test_size=0.3, stratify=digits.target, random_state=0))
 
 
-def _mnist1d_arrays(train: bool) -> tuple[np.ndarray, np.ndarray]:
+MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+
+
+def _mnist1d_arrays(root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
     """The MNIST-1D signals and labels of one split."""
-    data = _mnist1d_generated()
+    data = _mnist1d_cached(root)
     x, y = (data["x"], data["y"]) if train else (data["x_test"], data["y_test"])
     return x.astype(np.float32)[:, None], y
 
 
 @functools.lru_cache(maxsize=None)
+def _mnist1d_cached(root: Path) -> dict[str, np.ndarray]:
+    """MNIST-1D's splits, generated once and kept in ``root/mnist1d/`` (the same arrays: generating
+    takes about 3 s, a cost every training process paid); a folder that cannot be written is no
+    obstacle, the data are generated again."""
+    path = root / "mnist1d" / f"mnist1d-{MNIST1D_SAMPLES}.npz"
+    try:
+        with np.load(path) as cached:
+            return {name: cached[name] for name in MNIST1D_ARRAYS}
+    except (OSError, KeyError, ValueError):  # missing, or truncated by a crash
+        pass
+    generated = _mnist1d_generated()
+    data = {name: generated[name] for name in MNIST1D_ARRAYS}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return data
+
+
 def _mnist1d_generated() -> dict[str, np.ndarray]:
     """MNIST-1D generated offline, once per process, with its default arguments (seed 42) but
     :data:`MNIST1D_SAMPLES` examples instead of 5,000: 2,000 test examples instead of 1,000 make

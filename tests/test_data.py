@@ -60,12 +60,12 @@ def test_digits_split_is_fixed_whatever_the_seed():
     assert data.load_dataset("digits", split="test").tensors[0].max() == 1
 
 
-def test_mnist1d_leaves_global_rngs_untouched():
-    data._mnist1d_generated.cache_clear()
+def test_mnist1d_leaves_global_rngs_untouched(tmp_path):
+    data._mnist1d_cached.cache_clear()
     random.seed(123)
     np.random.seed(123)
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    data.load_dataset("mnist1d", split="train")
+    data.load_dataset("mnist1d", split="train", root=tmp_path)
     assert random.getstate() == python_state
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
 
@@ -77,9 +77,25 @@ def test_mnist1d_split_shapes_and_determinism():
     assert x.shape == (8000, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert min(_counts(test.tensors[1], 10)) >= 180
     assert set(y.tolist()) == set(range(10))
-    data._mnist1d_generated.cache_clear()
+    data._mnist1d_cached.cache_clear()
     again = data.load_dataset("mnist1d", split="test")
     assert all(torch.equal(s, t) for s, t in zip(test.tensors, again.tensors))
+
+
+def test_mnist1d_kept_on_disk_is_the_generated_data_and_an_unwritable_folder_is_no_obstacle(tmp_path):
+    """Each training process used to generate MNIST-1D anew (about 3 s); the kept copy must be the
+    very same arrays, and a data folder that cannot be written must only cost the generation."""
+    data._mnist1d_cached.cache_clear()
+    first = data.load_dataset("mnist1d", split="test", root=tmp_path)
+    assert (tmp_path / "mnist1d" / "mnist1d-10000.npz").is_file()
+    generated = data._mnist1d_generated()
+    assert np.array_equal(first.tensors[0].numpy()[:, 0], generated["x_test"].astype(np.float32))
+    assert np.array_equal(first.tensors[1].numpy(), generated["y_test"])
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where a folder should be")
+    data._mnist1d_cached.cache_clear()
+    again = data.load_dataset("mnist1d", split="test", root=blocked)
+    assert all(torch.equal(s, t) for s, t in zip(first.tensors, again.tensors))
 
 
 def test_augment_is_refused_for_embedded_datasets():
