@@ -172,7 +172,7 @@ def test_a_larger_validation_split_extends_a_smaller_one():
 
 def test_validation_split_is_fixed_across_processes():
     before = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
-    data._mnist1d_generated.cache_clear()
+    data._mnist1d_cached.cache_clear()
     after = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
     assert all(torch.equal(a, b) for a, b in zip(before.tensors, after.tensors))
     expected = data.validation_indices(data.targets(data.load_dataset("mnist1d", split="train")), 5)
@@ -195,7 +195,9 @@ def test_bad_splits_say_what_to_pass(options, message):
 
 
 @pytest.mark.parametrize("name,train_size", [("cifar10", 20), ("cifar100", 4)])
-def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_size):
+def test_cifar_shapes_labels_and_normalisation(tmp_path, name, train_size):
+    """Loading reads the batch files without their checksums (verified at download), so files of
+    the real format load in any process: a notebook's kernel, a training process."""
     written = write_cifar(tmp_path, name)
     train = data.load_dataset(name, split="train", root=tmp_path)
     test = data.load_dataset(name, split="test", root=tmp_path)
@@ -208,6 +210,14 @@ def test_cifar_shapes_labels_and_normalisation(tmp_path, no_md5, name, train_siz
         assert y == written["test_y"][i]
         pixels = torch.from_numpy(written["test_x"][i].reshape(3, 32, 32)).float() / 255
         torch.testing.assert_close(x, (pixels - mean) / std)
+
+
+def test_a_damaged_cifar_file_is_one_actionable_error(tmp_path):
+    write_cifar(tmp_path, "cifar10")
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"truncated")
+    with pytest.raises(DatasetNotFoundError, match=r"cifar10 not found \(or damaged: UnpicklingError\) in .*: run "
+                                                   r"`python -m pidkd download cifar10`"):
+        data.load_dataset("cifar10", split="train", root=tmp_path)
 
 
 def _crops_and_flips(image: torch.Tensor, fill: torch.Tensor, padding: int = 4) -> list[torch.Tensor]:

@@ -1,6 +1,7 @@
 """PID measures of runs: rows per (epoch, layer, control), cached, shared teachers."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,7 +68,7 @@ def test_a_teachers_representations_are_shared_per_dataset(monkeypatch):
     monkeypatch.setattr(experiment, "teacher_representations", representations)
     monkeypatch.setattr(measures, "_cache", lambda *args: Path("/nonexistent/pid.csv"))
     monkeypatch.setattr(measures, "measure_run", lambda done, settings, against, teacher: pd.DataFrame({"t": [teacher]}))
-    runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d, key=str(i)))
+    runs = [SimpleNamespace(config=SimpleNamespace(teacher=teacher, dataset=d, key=str(i)), diverged=None)
             for i, d in enumerate(("cifar10", "cifar10", "cifar100"))]
     table = measures.measure_runs(runs, Profile.load("embedded", {"pid.layers": [0, -1]}), progress=False)
     assert calls == ["cifar10", "cifar100"]
@@ -103,3 +104,14 @@ def test_the_last_pid_epoch_gets_bootstrap_intervals_when_asked(runs):
     real = table[~table["control"]].set_index("epoch")
     assert real.loc[2, "red_low"] <= real.loc[2, "red"] <= real.loc[2, "red_high"]
     assert real.loc[1, ["red_low", "red_high"]].isna().all() and table[table["control"]]["red_low"].isna().all()
+
+
+def test_pid_skips_a_diverged_run_and_says_so(runs, caplog):
+    """A diverged run saved no representations past its divergence: it is left out, by name."""
+    profile = Profile.load("embedded", TINY)
+    vid = [r for r in runs if r.config.method == "vid"]
+    diverged = dataclasses.replace(vid[0], metrics=vid[0].metrics.assign(diverged=[None, "distill_loss"]))
+    table = measures.measure_runs([diverged, vid[1]], profile, progress=False)
+    assert set(table["key"]) == {vid[1].config.key}
+    assert "PID skips a diverged run: dataset digits" in caplog.text and f"key {vid[0].config.key}, epoch 2, loss term " \
+        "distill_loss" in caplog.text

@@ -146,7 +146,8 @@ def test_each_method_runs_a_batch_on_cifar_files_on_the_cpu(profile, tmp_path, m
 def test_each_distillation_runs_on_cub_files_with_loader_workers(tmp_path, monkeypatch, results):
     write_cub(tmp_path)
     monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
-    overrides = {"datasets.cub200.student_training": {"epochs": 2, "recipe": {"batch_size": 8}, "pid_epochs": [2]},
+    overrides = {"datasets.cub200.student_training": {"epochs": 2, "recipe": {"batch_size": 8, "milestones": []},
+                                                      "pid_epochs": [2]},
                  "methods.rid.rounds": 1}
     for method in ("vid", "rid"):
         config = Profile.load("paper", overrides).config("cub200", "untrained", method, 0)
@@ -162,7 +163,7 @@ def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path,
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # the real format
     overrides = {"datasets.cub200.teacher_model": "resnet18",
-                 "datasets.cub200.teacher_training": {"epochs": 1, "recipe": {"batch_size": 8}}}
+                 "datasets.cub200.teacher_training": {"epochs": 1, "recipe": {"batch_size": 8, "milestones": []}}}
     teacher = Profile.load("paper", overrides).teacher("cub200", "trained", 0)
     fine_tuned = experiment.make_teacher(teacher, "cub200", device="cpu", progress=False, speed=Speed(workers=0))
     weights.unlink()  # a student's job on another machine has the checkpoint, not ImageNet's weights
