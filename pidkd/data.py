@@ -179,7 +179,8 @@ def _take(dataset: Dataset, indices: Tensor) -> Dataset:
 def download(name: str, root: str | Path = "data") -> Path | None:
     """Make sure dataset ``name`` is on disk under ``root`` and return its folder.
 
-    CIFAR is downloaded (and its checksums verified) by torchvision; CUB cannot be fetched
+    CIFAR is downloaded (and its checksums verified) by torchvision unless its batch files are
+    there already; CUB cannot be fetched
     automatically, so a missing CUB raises a DatasetNotFoundError saying where to get it.
     Embedded datasets need nothing: returns None.
     """
@@ -189,6 +190,9 @@ def download(name: str, root: str | Path = "data") -> Path | None:
         return None
     if name in _CIFAR_CLASSES:
         cls = _CIFAR_CLASSES[name]
+        folder = root / cls.base_folder
+        if all((folder / file).is_file() for file, _ in cls.train_list + cls.test_list):
+            return folder  # there already (a damaged file is reported when it is read)
         try:
             cls(root, train=True, download=True)
         except OSError as error:  # no network (URLError is an OSError), or a folder that cannot be written

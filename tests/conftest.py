@@ -1,12 +1,10 @@
 """Shared fixtures: small real data and tiny networks, so unit tests stay fast on two cores."""
 from __future__ import annotations
 
-import os
 import urllib.error
 
 import pytest
 import torch
-import torchvision.datasets.cifar
 
 from pidkd import data
 from pidkd.models import build_model
@@ -37,13 +35,6 @@ def results(tmp_path, monkeypatch):
     """An empty results folder for the experiment and CLI tests."""
     monkeypatch.setenv("PIDKD_RESULTS", str(tmp_path / "results"))
     return tmp_path / "results"
-
-
-@pytest.fixture
-def no_md5(monkeypatch):
-    """torchvision checks CIFAR's MD5 sums; tiny fake files only need to exist (as torchvision's own tests do)."""
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
-                        lambda fpath, md5=None: os.path.isfile(fpath))
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def _crops_and_flips(image: torch.Tensor, fill: torch.Tensor, padding: int = 4) 
     return crops + [crop.flip(2) for crop in crops]
 
 
-def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path, no_md5):
+def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path):
     write_cifar(tmp_path, "cifar10")
     plain = data.load_dataset("cifar10", split="train", root=tmp_path)
     augmented = data.load_dataset("cifar10", split="train", root=tmp_path, augment=True)
@@ -256,7 +256,7 @@ def test_crop_flip_draws_every_offset_and_both_flips():
     assert len(seen) == 18  # 3 x 3 offsets, each flipped or not, all distinct here
 
 
-def test_cifar_subset_is_a_subset(tmp_path, no_md5):
+def test_cifar_subset_is_a_subset(tmp_path):
     write_cifar(tmp_path, "cifar10")
     full = data.load_dataset("cifar10", split="train", root=tmp_path)
     sub = data.load_dataset("cifar10", split="train", root=tmp_path, samples_per_class=1)
@@ -269,7 +269,7 @@ def test_cifar_subset_is_a_subset(tmp_path, no_md5):
     assert isinstance(augmented, data.AugmentedTensors) and torch.equal(augmented.tensors[0], sub.tensors[0])
 
 
-def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path, no_md5):
+def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path):
     write_cifar(tmp_path, "cifar10", per_batch=20)  # 100 training images, at least 6 of each class
     pool = data.load_dataset("cifar10", split="train", root=tmp_path)
     validation = data.load_dataset("cifar10", split="validation", root=tmp_path, validation_per_class=2)
@@ -279,7 +279,7 @@ def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path, no_md5):
     assert not _rows(validation) & _rows(train)
 
 
-def test_download_of_present_cifar_returns_its_folder(tmp_path, no_md5):
+def test_download_of_present_cifar_returns_its_folder(tmp_path):
     write_cifar(tmp_path, "cifar100")
     assert data.download("cifar100", tmp_path) == tmp_path / "cifar-100-python"
     assert data.download("digits", tmp_path) is None

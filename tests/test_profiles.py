@@ -128,7 +128,7 @@ ONE_BATCH = {  # every run a single batch an epoch, two epochs (RID: a filter ep
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper-prototype"])
-def test_each_method_runs_a_batch_on_cifar_files_on_the_cpu(profile, tmp_path, monkeypatch, results, no_md5):
+def test_each_method_runs_a_batch_on_cifar_files_on_the_cpu(profile, tmp_path, monkeypatch, results):
     write_cifar(tmp_path, "cifar10")
     monkeypatch.setenv("PIDKD_DATA", str(tmp_path))
     overrides = {**ONE_BATCH, "grid.datasets": ["cifar10"], "grid.methods": ["baseline", "kd", "vid", "rid", "ted"], "seeds": [0]}
