@@ -247,7 +247,7 @@ class VID(Method):
             if isinstance(fields, Mapping):  # (an unknown variant is refused anyway)
                 name = fields.get("variant", "paper")
                 variant = VID_VARIANTS.get(name if isinstance(name, str) else "paper", VID_VARIANTS["paper"])
-                defaults = {name: getattr(variant, name) for name in ("weight", "init", "variance_start")}
+                defaults = {field: getattr(variant, field) for field in ("weight", "init", "variance_start")}
                 return {**defaults, **{k: v for k, v in fields.items() if v is not None}}
             return fields
 
