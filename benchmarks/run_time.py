@@ -34,7 +34,7 @@ import torch
 import pidkd.train as train_module
 from pidkd.data import load_dataset
 from pidkd.methods import METHODS, build_method
-from pidkd.models import build_model
+from pidkd.models import build_model, feature_positions
 from pidkd.teachers import Teacher
 from pidkd.train import Recipe, Speed, fit, resolve_device
 
@@ -89,6 +89,7 @@ def one_run(method_name: str, args, splits, teacher: Teacher, *, old: bool, cloc
     student = build_model(args.student, 10, 1, block="post")
     method = build_method(method_name, student_channels=student.feature_channels,
                           teacher_channels=teacher.feature_channels, num_classes=10,
+                          feature_positions=feature_positions(student, test[0][0]),
                           **METHOD_PARAMS.get(method_name, {}))
     milestones = (args.epochs // 2, round(args.epochs * 2 / 3))
     recipe = Recipe(lr=0.05, milestones=milestones, clip_grad_norm=None if method_name == "baseline" else 100.0,

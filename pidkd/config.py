@@ -52,6 +52,7 @@ class TeacherConfig:
     training: Config | None = None
     options: Items = ()
     reestimate_bn: bool = False
+    batch_statistics: bool = False
     noise: Noise | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -192,10 +193,20 @@ class Trained(Schema):
 
 
 class Untrained(Schema):
-    """``reestimate_bn``: recompute BatchNorm statistics on training data (weights unchanged)
-    instead of keeping a fresh network's initial ones."""
+    """``batch_norm``: the frozen fresh network's BatchNorm uses its ``initial`` running statistics
+    (mean 0, variance 1: the authors' teacher under PyTorch Lightning >= 2.2), each batch's own
+    (``batch``: under Lightning 2.1), or statistics ``reestimated`` on the training data (weights
+    unchanged; pidkd's own). The older ``reestimate_bn: true|false`` reads as ``reestimated|initial``."""
 
-    reestimate_bn: bool = False
+    batch_norm: Literal["initial", "batch", "reestimated"] = "initial"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reestimate_bn(cls, fields: Any) -> Any:
+        if isinstance(fields, Mapping) and "reestimate_bn" in fields:
+            rest = {k: v for k, v in fields.items() if k != "reestimate_bn"}
+            return {"batch_norm": "reestimated" if fields["reestimate_bn"] else "initial", **rest}
+        return fields
 
 
 class Teachers(Schema):
@@ -463,7 +474,8 @@ class Profile:
             seed=training.seed,
             training=None if untrained else training,
             options=randomly_initialised(training.options) if untrained else training.options,
-            reestimate_bn=untrained and self.spec.teachers.untrained.reestimate_bn,
+            reestimate_bn=untrained and self.spec.teachers.untrained.batch_norm == "reestimated",
+            batch_statistics=untrained and self.spec.teachers.untrained.batch_norm == "batch",
             noise=self.spec.teachers.noisy if kind == "noisy" else None,
         )
 

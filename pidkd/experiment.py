@@ -17,7 +17,7 @@ import torch
 from . import data
 from .config import Config, Items, TeacherConfig, randomly_initialised
 from .methods import build_method
-from .models import build_model
+from .models import build_model, feature_positions
 from .results import METRICS, Result, read_metrics
 from .storage import data_root, load_checkpoint, results_root, save_atomic, write_atomic
 from .teachers import Teacher, reestimate_batchnorm
@@ -86,7 +86,7 @@ def make_teacher(
         if config.reestimate_bn:
             inputs = (x for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
             reestimate_batchnorm(network, inputs)
-    return Teacher(network, config.kind, config.noise)
+    return Teacher(network, config.kind, config.noise, batch_statistics=config.batch_statistics)
 
 
 def run(
@@ -117,6 +117,7 @@ def run(
         student_channels=student.feature_channels,
         teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
         num_classes=data.dataset_info(config.dataset).num_classes,
+        feature_positions=feature_positions(student, test[0][0]),
         **dict(config.params),
     )
     fresh = not directory.exists()

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from .config import Profile
 from .data import AugmentedTensors, CropFlip
 from .methods import METHODS, Outputs, build_method
-from .models import build_model
+from .models import build_model, feature_positions
 from .teachers import Teacher
 from .train import Precision, Recipe, Speed, fit
 
@@ -43,11 +43,13 @@ def cifar_shaped(n_train: int, n_test: int, seed: int = 0) -> tuple[AugmentedTen
     return train, TensorDataset(images[n_train:], labels[n_train:])
 
 
-def method_for(name: str, student: torch.nn.Module, teacher: Teacher, epochs: int) -> torch.nn.Module:
-    """Method ``name`` for this pair; RID and TED in one round whose first epoch is the filter phase."""
+def method_for(name: str, student: torch.nn.Module, teacher: Teacher, epochs: int, example: torch.Tensor
+               ) -> torch.nn.Module:
+    """Method ``name`` for this pair on inputs like ``example``; RID and TED in one round whose first
+    epoch is the filter phase."""
     params = {"rounds": 1, "filter_fraction": 1 / epochs} if name in ("rid", "ted") else {}
     return build_method(name, student_channels=student.feature_channels, teacher_channels=teacher.feature_channels,
-                        num_classes=10, **params)
+                        num_classes=10, feature_positions=feature_positions(student, example), **params)
 
 
 def epoch_seconds(name: str, teacher: Teacher, student_model: str, train: TensorDataset, test: TensorDataset,
@@ -57,7 +59,7 @@ def epoch_seconds(name: str, teacher: Teacher, student_model: str, train: Tensor
     torch.manual_seed(0)
     student = build_model(student_model, 10, train.tensors[0].shape[1], **options)
     recipe = Recipe(batch_size=128, clip_grad_norm=None if name == "baseline" else 100.0)
-    rows = fit(student, method_for(name, student, teacher, epochs), train, test, recipe=recipe, epochs=epochs, seed=0,
+    rows = fit(student, method_for(name, student, teacher, epochs, test[0][0]), train, test, recipe=recipe, epochs=epochs, seed=0,
                teacher=teacher, device=device, progress=False, speed=speed)
     return statistics.median(row["seconds"] for row in rows[1:]), rows
 
@@ -70,7 +72,7 @@ def loss_agreement(name: str, teacher: Teacher, student_model: str, x: torch.Ten
     for precision in (Precision(device, "fp32"), Precision(device, speed.precision)):
         torch.manual_seed(0)
         student = build_model(student_model, 10, x.shape[1]).to(device)
-        method = method_for(name, student, teacher, 2).to(device)
+        method = method_for(name, student, teacher, 2, x[0]).to(device)
         phase = method.begin_epoch(1, 2)
         with torch.no_grad(), precision.autocast():
             batch = x.contiguous(memory_format=speed.layout(device, x[0]))

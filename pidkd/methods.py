@@ -14,12 +14,20 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 from torch import Tensor, nn
 
 from .errors import ConfigError, check_name
+from .models import kaiming_init
 from .schema import Schema, validate
 
 STUDENT = "student"
 """The phase in which the student (and the method's student-side parts) is trained."""
 FILTER = "filter"
 """RID's teacher-filter phase: only the teacher-side filters and heads are trained."""
+
+Init = Literal["kaiming", "pytorch"]
+"""How a method's own layers start: ``kaiming``, the authors' (Kaiming-uniform, fan-out, ReLU gain,
+zero bias: :func:`pidkd.models.kaiming_init`), or ``pytorch``, PyTorch's defaults (pidkd's own)."""
+VarianceStart = Literal["a=5", "v=5"]
+"""Where a learnable variance v = softplus(a) + eps starts: ``a=5`` (the authors': v = softplus(5) +
+eps, about 5.0077) or ``v=5`` (exactly 5: RepDistiller's, and pidkd's own for RID)."""
 
 
 @dataclass
@@ -48,13 +56,17 @@ class Method(nn.Module):
         """No parameters."""
 
     def __init__(
-        self, params: Params, *, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], num_classes: int
+        self, params: Params, *, student_channels: tuple[int, ...], teacher_channels: tuple[int, ...], num_classes: int,
+        feature_positions: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.params = params
         self.student_channels = tuple(student_channels)
         self.teacher_channels = tuple(teacher_channels)
         self.num_classes = num_classes
+        self.feature_positions = feature_positions
+        """The positions (H * W, or L) of each distilled feature map, if known
+        (:func:`pidkd.models.feature_positions`); RID's flat head needs them."""
 
     @classmethod
     def check(cls, params: Params, epochs: int) -> None:
@@ -68,6 +80,10 @@ class Method(nn.Module):
         """Prepare for epoch ``epoch`` of ``epochs`` and return its phase; the loop calls it at the
         start of every epoch, after ``train()``."""
         return self.phase(epoch, epochs)
+
+    def student_trains(self, phase: str) -> bool:
+        """Whether the student runs in training mode (batch statistics, dropout) in ``phase``."""
+        return phase == STUDENT
 
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         """The method's own parameters trained in ``phase`` (the loop adds the student's)."""
@@ -124,19 +140,31 @@ class Pointwise(nn.Sequential):
         return y.unflatten(0, channels_last.shape[:-1]).movedim(-1, 1)
 
 
-def global_average_pool(x: Tensor) -> Tensor:
+class GlobalAveragePool(nn.Module):
     """Average over all positions: (N, C, *positions) -> (N, C)."""
-    return x.flatten(2).mean(-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(2).mean(-1)
+
+
+def rid_head(kind: str, channels: int, positions: int | None, num_classes: int) -> nn.Sequential:
+    """h_l on a filtered map of ``channels`` channels: ``flat``, the authors' (Flatten, ReLU, Linear
+    from every position), or ``pooled``, pidkd's own (a Linear on the channel means)."""
+    if kind == "pooled":
+        return nn.Sequential(GlobalAveragePool(), nn.Linear(channels, num_classes))
+    if positions is None:
+        raise ConfigError("RID's flat head needs feature_positions (pidkd.models.feature_positions), or use head: pooled")
+    return nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(channels * positions, num_classes))
 
 
 class Variance(nn.Module):
-    """A learnable per-channel variance v = softplus(a) + eps, starting at exactly ``initial``."""
+    """A learnable per-channel variance v = softplus(a) + eps, starting as ``start`` says (:data:`VarianceStart`)."""
 
-    def __init__(self, channels: int, eps: float, initial: float = 5.0) -> None:
+    def __init__(self, channels: int, eps: float, start: str) -> None:
         super().__init__()
         self.eps = eps
-        start = math.log(math.expm1(initial - eps))
-        self.a = nn.Parameter(torch.full((channels,), start))
+        a = 5.0 if start == "a=5" else math.log(math.expm1(5.0 - eps))
+        self.a = nn.Parameter(torch.full((channels,), a))
 
     def forward(self) -> Tensor:
         return F.softplus(self.a) + self.eps
@@ -183,11 +211,13 @@ class VIDVariant:
     batch_norm: bool
     eps: float
     weight: float
+    init: str
+    variance_start: str
 
 
 VID_VARIANTS: dict[str, VIDVariant] = {
-    "paper": VIDVariant(batch_norm=True, eps=1e-3, weight=100.0),
-    "community": VIDVariant(batch_norm=False, eps=1e-5, weight=1.0),
+    "paper": VIDVariant(batch_norm=True, eps=1e-3, weight=100.0, init="kaiming", variance_start="a=5"),
+    "community": VIDVariant(batch_norm=False, eps=1e-5, weight=1.0, init="pytorch", variance_start="v=5"),
 }
 
 
@@ -206,14 +236,19 @@ class VID(Method):
         variant: Literal["paper", "community"] = "paper"
         ce_weight: NonNegativeFloat = 1.0
         weight: NonNegativeFloat
-        """Default: the variant's (100 for the paper's, 1 for the community's)."""
+        init: Init
+        variance_start: VarianceStart
+        """Defaults of ``weight``, ``init`` and ``variance_start``: the variant's (the paper's 100,
+        kaiming, a=5; the community's 1, pytorch, v=5)."""
 
         @model_validator(mode="before")
         @classmethod
-        def _variant_weight(cls, fields: Any) -> Any:
-            if isinstance(fields, Mapping) and fields.get("weight") is None:  # (an unknown variant is refused anyway)
-                variant = VID_VARIANTS.get(fields.get("variant", "paper"), VID_VARIANTS["paper"])
-                return {**fields, "weight": variant.weight}
+        def _variant_defaults(cls, fields: Any) -> Any:
+            if isinstance(fields, Mapping):  # (an unknown variant is refused anyway)
+                name = fields.get("variant", "paper")
+                variant = VID_VARIANTS.get(name if isinstance(name, str) else "paper", VID_VARIANTS["paper"])
+                defaults = {field: getattr(variant, field) for field in ("weight", "init", "variance_start")}
+                return {**defaults, **{k: v for k, v in fields.items() if v is not None}}
             return fields
 
     def __init__(self, params: Params, **shape: Any) -> None:
@@ -222,7 +257,9 @@ class VID(Method):
         spec = VID_VARIANTS[params.variant]
         pairs = list(zip(self.student_channels, self.teacher_channels))
         self.regressors = nn.ModuleList(vid_regressor(s, t, spec) for s, t in pairs)
-        self.variances = nn.ModuleList(Variance(t, spec.eps) for t in self.teacher_channels)
+        self.variances = nn.ModuleList(Variance(t, spec.eps, params.variance_start) for t in self.teacher_channels)
+        if params.init == "kaiming":
+            kaiming_init(self)
 
     def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """ce_weight * CE + weight * sum_l mean(0.5 * (log v + (T_l - r_l(S_l))^2 / v))."""
@@ -245,13 +282,20 @@ def rid_schedule(params: RID.Params, epoch: int, epochs: int) -> tuple[int, str]
     if not 0 <= epoch < epochs:
         raise ValueError(f"epoch {epoch} is not in 0..{epochs - 1}")
     rounds = min(params.rounds, epochs)
-    index = ((epoch + 1) * rounds - 1) // epochs
-    start, end = index * epochs // rounds, (index + 1) * epochs // rounds
-    filter_epochs = math.ceil(round(params.filter_fraction * (end - start), 6))
-    if filter_epochs >= end - start:
+    if params.round_length == "floor":
+        length = epochs // rounds
+        index = epoch // length
+        start = index * length
+        filter_epochs = math.ceil(params.filter_fraction * length)  # e mod L < rho L, in floating point
+    else:
+        index = ((epoch + 1) * rounds - 1) // epochs
+        start = index * epochs // rounds
+        length = (index + 1) * epochs // rounds - start
+        filter_epochs = math.ceil(round(params.filter_fraction * length, 6))
+    if filter_epochs >= length:
         raise ConfigError(
             f"rounds={params.rounds} and filter_fraction={params.filter_fraction} leave no student "
-            f"epoch in a round of {end - start} of {epochs} epochs; use fewer rounds, a smaller "
+            f"epoch in a round of {length} of {epochs} epochs; use fewer rounds, a smaller "
             f"filter_fraction or more epochs"
         )
     return index, FILTER if epoch - start < filter_epochs else STUDENT
@@ -262,13 +306,19 @@ class RID(Method):
     teacher's feature only what predicts the label, and the student, through its own filter, is
     pulled towards that filtered feature; the two are trained in alternating phases.
 
-    Schedule: the E epochs are split into R' = min(R, E) rounds, round r covering epochs
-    floor(r E / R') to floor((r + 1) E / R') - 1; of a round of L epochs the first ceil(rho L)
-    are FILTER (at least one when rho > 0), the rest STUDENT, as in the authors' code
-    (epoch % L < rho L). rho L is rounded to 6 decimals first so that, e.g., 0.1 * 30 gives 3.
+    Schedule: the E epochs are split into R' = min(R, E) rounds, the first fraction rho of each
+    round the filter phase. ``round_length``: ``floor`` (the authors') makes every round
+    L = floor(E / R') epochs long, the remainder a last, shorter round, and an epoch e a filter
+    epoch when e mod L < rho L; ``balanced`` (pidkd's own) makes round r cover epochs
+    floor(r E / R') to floor((r + 1) E / R') - 1 and the first ceil(rho L) epochs of each round of L
+    the filter's (rho L rounded to 6 decimals first, so that 0.1 * 30 gives 3).
 
-    ``variance_penalty`` is the student phase's term in v: ``log`` (the paper's Gaussian
-    likelihood) or ``square`` (mean v^2, what the authors' prototype ran; docs/method.md).
+    The paper leaves open, with the authors' choice the default (docs/method.md lists them):
+    ``variance_penalty``, the student phase's term in v: ``log`` (the paper's Gaussian likelihood)
+    or ``square`` (mean v^2, what the authors' code ran); ``head``: see :func:`rid_head`; ``init``:
+    see :data:`Init`; ``variance_start``: see :data:`VarianceStart`; ``fixed_side_bn``: the side a
+    phase does not train runs in ``train`` mode (batch statistics, updated running statistics; the
+    authors') or ``eval`` mode (pidkd's own).
     """
 
     class Params(Schema):
@@ -277,23 +327,32 @@ class RID(Method):
         rounds: PositiveInt = 10
         filter_fraction: float = Field(0.25, ge=0, le=1)
         variance_penalty: Literal["log", "square"] = "log"
+        head: Literal["flat", "pooled"] = "flat"
+        init: Init = "kaiming"
+        variance_start: VarianceStart = "a=5"
+        fixed_side_bn: Literal["train", "eval"] = "train"
+        round_length: Literal["floor", "balanced"] = "floor"
 
     def __init__(self, params: Params, **shape: Any) -> None:
         super().__init__(params, **shape)
         check_layers(self.student_channels, self.teacher_channels)
         self.variance_penalty = VARIANCE_PENALTIES[params.variance_penalty]
         pairs = list(zip(self.student_channels, self.teacher_channels))
+        positions = self.feature_positions or (None,) * len(pairs)
         self.teacher_filters = nn.ModuleList(Pointwise((t, t, s)) for s, t in pairs)
-        self.heads = nn.ModuleList(nn.Linear(s, self.num_classes) for s in self.student_channels)
-        """h_l, on the globally average-pooled filtered feature."""
+        self.heads = nn.ModuleList(
+            rid_head(params.head, s, p, self.num_classes) for s, p in zip(self.student_channels, positions, strict=True)
+        )
         self.student_filters = nn.ModuleList(Pointwise((s, 2 * s, s)) for s in self.student_channels)
-        self.variances = nn.ModuleList(Variance(s, eps=1e-3) for s in self.student_channels)
+        self.variances = nn.ModuleList(Variance(s, 1e-3, params.variance_start) for s in self.student_channels)
+        if params.init == "kaiming":
+            kaiming_init(self)
         self.round: int | None = None
         """The round of the current epoch, set by ``begin_epoch``."""
 
     @classmethod
     def check(cls, params: Params, epochs: int) -> None:
-        """Every round must leave the student at least one epoch."""
+        """Every full round must leave the student at least one epoch."""
         for epoch in range(epochs):
             rid_schedule(params, epoch, epochs)
 
@@ -305,13 +364,18 @@ class RID(Method):
         return self.schedule(epoch, epochs)[1]
 
     def begin_epoch(self, epoch: int, epochs: int) -> str:
-        """Record the round and hold the side that is fixed in this phase in eval mode, so its
-        BatchNorm statistics do not move."""
+        """Record the round; with ``fixed_side_bn: eval`` hold the side that is fixed in this phase
+        in eval mode, so its BatchNorm statistics do not move."""
         self.round, phase = self.schedule(epoch, epochs)
+        fixed_trains = self.params.fixed_side_bn == "train"
         for part in (self.teacher_filters, self.heads):
-            part.train(self.training and phase == FILTER)
-        self.student_filters.train(self.training and phase == STUDENT)
+            part.train(self.training and (phase == FILTER or fixed_trains))
+        self.student_filters.train(self.training and (phase == STUDENT or fixed_trains))
         return phase
+
+    def student_trains(self, phase: str) -> bool:
+        """The student also runs in training mode in the filter phase under ``fixed_side_bn: train``."""
+        return phase == STUDENT or self.params.fixed_side_bn == "train"
 
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         """FILTER: the teacher filters and heads; STUDENT: the student filters and the variances."""
@@ -324,7 +388,8 @@ class RID(Method):
     def loss(self, phase: str, student: Outputs, teacher: Outputs | None, y: Tensor) -> Loss:
         """FILTER: sum_l CE(h_l(f_t,l(T_l)), y), plus from the second round on
         sum_l mean((f_s,l(S_l) - f_t,l(T_l))^2 / v_l) with the student side fixed (terms
-        filter_ce, filter_distill).
+        filter_ce, filter_distill); under ``fixed_side_bn: train`` the student filters run in every
+        filter epoch, as the authors' did, so their running statistics move alike.
         STUDENT: ce_weight * CE + weight * sum_l mean(log v_l + (f_s,l(S_l) - f_t,l(T_l))^2 / v_l)
         with the teacher filter fixed (v_l^2 in place of log v_l for variance_penalty square);
         terms ce, variance (the log v_l part) and distill (the rest)."""
@@ -334,14 +399,16 @@ class RID(Method):
         zero = torch.zeros((), device=y.device)
         if phase == FILTER:
             total, heads, matching = zero, zero, zero
+            matched = self.round > 0
             for l, (s, t) in pairs:
                 # a clone: the teacher's inference tensors cannot be saved for backward
                 filtered = self.teacher_filters[l](t.clone())
-                ce = F.cross_entropy(self.heads[l](global_average_pool(filtered)), y)
+                ce = F.cross_entropy(self.heads[l](filtered), y)
                 total, heads = total + ce, heads + ce.detach()
-                if self.round > 0:
+                if matched or self.params.fixed_side_bn == "train":
                     with torch.no_grad():
                         target, variance = self.student_filters[l](s), self.variances[l]()
+                if matched:
                     error = scaled_error(filtered, target, variance)
                     total, matching = total + error, matching + error.detach()
             return Loss(total, {"filter_ce": heads, "filter_distill": matching})
@@ -385,10 +452,12 @@ def build_method(
     student_channels: tuple[int, ...],
     teacher_channels: tuple[int, ...],
     num_classes: int,
+    feature_positions: tuple[int, ...] | None = None,
     **params: object,
 ) -> Method:
-    """Make method ``name`` for features with the given channel counts, with its parameters
-    (validated against its ``Params``: unknown ones and bad values are ConfigErrors)."""
+    """Make method ``name`` for features with the given channel counts (and positions, which RID's
+    flat head needs), with its parameters (validated against its ``Params``: unknown ones and bad
+    values are ConfigErrors)."""
     cls = METHODS[check_name("method", name, METHODS)]
     return cls(validate(cls.Params, params, f"methods.{name}"), student_channels=student_channels,
-               teacher_channels=teacher_channels, num_classes=num_classes)
+               teacher_channels=teacher_channels, num_classes=num_classes, feature_positions=feature_positions)

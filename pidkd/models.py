@@ -33,18 +33,34 @@ RESNET_WEIGHTS: dict[str, tvm.WeightsEnum] = {
 """The ImageNet weights loaded for ``pretrained=True``."""
 
 
-def init_weights(model: nn.Module) -> None:
-    """Kaiming-uniform convolutions (fan-out, as the WRN code), BatchNorm 1 and 0, zero linear bias."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+CLASSIFIER_INITS = ("kaiming", "pytorch")
+"""How a network's linear classifier starts: ``kaiming`` as its convolutions (the authors' init of
+every conv and linear layer), or ``pytorch`` (PyTorch's default weights, zero bias; pidkd's own)."""
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """The authors' initialisation (``init_model_weights``): Kaiming-uniform weights (fan-out, ReLU
+    gain) and zero biases for every convolution and linear layer of ``module``, as 1x1 convolutions
+    with fan-out their output count."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+
+
+def init_weights(model: nn.Module, classifier_init: str = "kaiming") -> None:
+    """Kaiming-uniform convolutions (fan-out, as the WRN code), BatchNorm 1 and 0, zero linear bias;
+    linear weights Kaiming-uniform too, or PyTorch's defaults for ``classifier_init="pytorch"``."""
+    check_name("classifier init", classifier_init, CLASSIFIER_INITS)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, nn.Linear) and classifier_init == "pytorch":
             nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            kaiming_init(m)
 
 
 CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -135,6 +151,7 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
         block: str = "preact",
         dim: int = 2,
+        classifier_init: str = "kaiming",
     ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6 != 0:
@@ -168,7 +185,7 @@ class WideResNet(nn.Module):
         self.head_act = nn.Sequential(norm(channels), nn.ReLU()) if block == "preact" else nn.Identity()
         self.fc = nn.Linear(channels, num_classes)
         self.feature_channels: tuple[int, ...] = widths
-        init_weights(self)
+        init_weights(self, classifier_init)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         out = self.stem_act(self.stem(x))
@@ -193,7 +210,7 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_classes: int, in_channels: int, channels: Sequence[int]
+        self, dim: int, num_classes: int, in_channels: int, channels: Sequence[int], classifier_init: str = "kaiming"
     ) -> None:
         super().__init__()
         if dim not in (1, 2):
@@ -217,7 +234,7 @@ class SmallCNN(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.fc = nn.Linear(previous, num_classes)
         self.feature_channels: tuple[int, ...] = channels
-        init_weights(self)
+        init_weights(self, classifier_init)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         features = []
@@ -307,8 +324,8 @@ def build_resnet(
 WRN_NAME = re.compile(r"wrn(1d)?-(\d+)-(\d+)")
 """``wrn-<depth>-<widen>`` for images, ``wrn1d-<depth>-<widen>`` for signals."""
 MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
-    "wrn": ("block", "dropout"),
-    "cnn": ("channels",),
+    "wrn": ("block", "dropout", "classifier_init"),
+    "cnn": ("channels", "classifier_init"),
     "resnet": ("pretrained",),
 }
 """The options each family of models accepts as keyword arguments of :func:`build_model`."""
@@ -326,7 +343,8 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, **options: ob
 
     Options: WRN (2-D or 1-D) ``dropout`` (0.0) and ``block`` ("preact" or "post"); small CNN ``channels``
     (three stage widths, default those of the preset; required for plain ``cnn1d``/``cnn2d``);
-    ResNet ``pretrained`` (False).
+    WRN and small CNN ``classifier_init`` ("kaiming", the authors', or "pytorch", see
+    :data:`CLASSIFIER_INITS`); ResNet ``pretrained`` (False).
     """
     is_wrn = name.startswith(("wrn-", "wrn1d-"))
     if not is_wrn:
@@ -357,9 +375,19 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, **options: ob
             raise ConfigError(
                 f"model {name!r} needs channels=(a, b, c), or use {kind}-teacher or {kind}-student"
             )
-        channels = options.get("channels", CNN_PRESETS.get(preset))
-        return SmallCNN(int(kind[3]), num_classes, in_channels, channels)
+        channels = options.pop("channels", CNN_PRESETS.get(preset))
+        return SmallCNN(int(kind[3]), num_classes, in_channels, channels, **options)
     return build_resnet(name, num_classes, in_channels, **options)
+
+
+def feature_positions(model: nn.Module, example: Tensor) -> tuple[int, ...]:
+    """The positions (H * W, or L) of each distilled feature of ``model`` on inputs shaped like
+    ``example`` (one input), from a forward pass in eval mode that changes nothing."""
+    training = model.training
+    with torch.no_grad():
+        _, features = model.eval()(example[None].to(next(model.parameters()).device))
+    model.train(training)
+    return tuple(f[0, 0].numel() for f in features)
 
 
 def count_parameters(model: nn.Module) -> int:

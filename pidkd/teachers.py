@@ -36,21 +36,30 @@ class Noise(Schema):
 
 
 class Teacher(nn.Module):
-    """A frozen network of one kind; its parameters never change and it always runs in eval mode."""
+    """A frozen network of one kind; its parameters never change and it always runs in eval mode,
+    but for ``batch_statistics``: then its BatchNorm layers normalise every batch by its own
+    statistics (the authors' untrained teacher under PyTorch Lightning 2.1; docs/method.md)."""
 
-    def __init__(self, model: nn.Module, kind: str, noise: Noise | None = None) -> None:
+    def __init__(self, model: nn.Module, kind: str, noise: Noise | None = None, batch_statistics: bool = False) -> None:
         super().__init__()
         check_name("teacher kind", kind, KINDS)
         if (kind == "noisy") != (noise is not None):
             raise ConfigError("a noisy teacher needs noise=Noise(...), and only a noisy teacher takes it")
-        self.model = model.eval().requires_grad_(False)
+        self.model = model.requires_grad_(False)
         self.kind = kind
         self.noise = noise
+        self.batch_statistics = batch_statistics
         self.feature_channels = model.feature_channels
+        self.train()
 
     def train(self, mode: bool = True) -> Teacher:
-        """A teacher stays in eval mode: its BatchNorm statistics are part of what is frozen."""
-        return super().train(False)
+        """A teacher stays in eval mode: its BatchNorm statistics are part of what is frozen
+        (with ``batch_statistics`` its BatchNorm layers stay in training mode)."""
+        super().train(False)
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train(self.batch_statistics)
+        return self
 
     def forward(self, x: Tensor) -> Outputs:
         logits, features = self.model(x)

@@ -265,7 +265,8 @@ def fit(
     augmentation draws).
 
     On CUDA a tensor dataset moves to the GPU once and is augmented there (an
-    :class:`AugmentedTensors`); an unaugmented one gets the teacher's outputs computed once.
+    :class:`AugmentedTensors`); an unaugmented one gets the teacher's outputs computed once (unless
+    the teacher normalises each batch by its own statistics).
     """
     if method.needs_teacher and teacher is None:
         raise ConfigError(f"method {type(method).__name__} needs a teacher; pass teacher=...")
@@ -300,7 +301,7 @@ def fit(
     augment = train_set.augment if isinstance(train_set, AugmentedTensors) else None
     if isinstance(train_set, TensorDataset) and device.type == "cuda":
         train_set = on_device(train_set, device)
-    if use_teacher and isinstance(train_set, TensorDataset) and augment is None:
+    if use_teacher and isinstance(train_set, TensorDataset) and augment is None and not teacher.batch_statistics:
         train_set = _with_teacher_outputs(train_set, teacher_forward, 512)
     loader = batches(train_set, recipe.batch_size, shuffle=True, seed=seed, num_workers=speed.workers, pin_memory=True)
 
@@ -318,7 +319,7 @@ def fit(
             lr = recipe.learning_rate(epoch, phase)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            student.train(phase == STUDENT)
+            student.train(method.student_trains(phase))
             sums = _EpochSums(device)
             bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
             for x, y, *cached in bar:

@@ -21,8 +21,21 @@ def test_a_baseline_has_no_teacher_so_all_teacher_kinds_share_it():
 def test_teacher_kinds_resolve_to_the_intended_teachers():
     trained, untrained, noisy = (EMBEDDED.config("mnist1d", kind, "vid", 0).teacher for kind in ("trained", "untrained", "noisy"))
     assert trained.training.model == trained.model == "wrn1d-16-2" and trained.training.method == "baseline"
-    assert untrained.training is None and untrained.reestimate_bn == EMBEDDED.spec.teachers.untrained.reestimate_bn
+    assert untrained.training is None and EMBEDDED.spec.teachers.untrained.batch_norm == "initial"
+    assert not untrained.reestimate_bn and not untrained.batch_statistics
     assert noisy.training == trained.training and noisy.noise == EMBEDDED.spec.teachers.noisy and trained.noise is None
+
+
+@pytest.mark.parametrize("untrained, reestimate_bn, batch_statistics", [
+    ({"batch_norm": "initial"}, False, False), ({"batch_norm": "batch"}, False, True),
+    ({"batch_norm": "reestimated"}, True, False),
+    ({"reestimate_bn": True}, True, False), ({"reestimate_bn": False}, False, False),  # older profiles' key
+])
+def test_the_untrained_teachers_batch_norm(untrained, reestimate_bn, batch_statistics):
+    profile = Profile.load("embedded", {"teachers.untrained": untrained})
+    teacher = profile.config("mnist1d", "untrained", "rid", 0).teacher
+    assert (teacher.reestimate_bn, teacher.batch_statistics) == (reestimate_bn, batch_statistics)
+    assert profile.config("mnist1d", "trained", "rid", 0).teacher.batch_statistics is False
 
 
 def test_each_seed_distils_from_a_teacher_of_its_own_seed_unless_the_profile_fixes_one():

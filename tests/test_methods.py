@@ -48,13 +48,19 @@ def batch(dims: int, n: int = 8) -> tuple[Tensor, Tensor]:
     return torch.randn(shape), torch.arange(n) % NUM_CLASSES
 
 
+OWN = {"head": "pooled", "variance_start": "v=5", "fixed_side_bn": "eval", "round_length": "balanced"}
+"""pidkd's own RID choices, which these tests pin (the embedded profile's); tests/test_exact_methods.py
+pins every option, the authors' choices among them."""
+
+
 def make(name: str, **params: object) -> Method:
+    own = OWN if name in ("rid", "ted") else {}
     return build_method(
         name,
         student_channels=STUDENT_CHANNELS,
         teacher_channels=TEACHER_CHANNELS,
         num_classes=NUM_CLASSES,
-        **params,
+        **{**own, **params},
     )
 
 
@@ -125,10 +131,12 @@ def test_unknown_parameter(name: str) -> None:
 
 
 def test_ted_takes_rids_parameters_with_its_own_defaults() -> None:
-    ted = build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, variance_penalty="square", weight=3.0)
+    ted = build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, variance_penalty="square",
+                       weight=3.0, head="pooled")
     p = ted.params
     assert (p.rounds, p.filter_fraction, p.weight, ted.variance_penalty) == (1, 0.125, 3.0, torch.square)
-    with pytest.raises(ConfigError, match="valid keys: ce_weight, weight, rounds, filter_fraction, variance_penalty$"):
+    with pytest.raises(ConfigError, match="valid keys: ce_weight, weight, rounds, filter_fraction, variance_penalty, "
+                                          "head, init, variance_start, fixed_side_bn, round_length$"):
         build_method("ted", student_channels=(2,), teacher_channels=(3,), num_classes=2, tau=2.0)
 
 
@@ -278,21 +286,22 @@ def test_vid_paper_regressor_and_loss() -> None:
         regressed = method.regressors[l](s)
         expected = expected + 100.0 * (0.5 * (v.log() + (t - regressed) ** 2 / v)).mean()
     assert method.loss(STUDENT, s_out, t_out, y).total.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert (F.softplus(method.variances[1].a) + 1e-3).tolist() == pytest.approx([5.0] * 5, abs=1e-5)
+    # the paper variant's v starts as the authors': a = 5, v = softplus(5) + 1e-3
+    assert (F.softplus(method.variances[1].a) + 1e-3).tolist() == pytest.approx([math.log1p(math.exp(5)) + 1e-3] * 5)
 
 
 def identity_rid(**params: object) -> RID:
     """RID on one layer of two channels with f_t(T) = relu(T) (in eval mode), f_s(S) = 0, head
     logits = its bias, and variances v = (2, 0.5)."""
-    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3, **params)
+    method = build_method("rid", student_channels=(2,), teacher_channels=(2,), num_classes=3, **{**OWN, **params})
     eye = torch.eye(2)
     bn_eps = method.teacher_filters[0][1].eps
     with torch.no_grad():
         method.teacher_filters[0][0].weight.copy_(eye)
         method.teacher_filters[0][3].weight.copy_(eye * math.sqrt(1 + bn_eps))
         method.student_filters[0][3].weight.zero_()
-        method.heads[0].weight.zero_()
-        method.heads[0].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+        method.heads[0][-1].weight.zero_()
+        method.heads[0][-1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
         method.variances[0].a.copy_(torch.tensor([math.log(math.expm1(v - 1e-3)) for v in (2.0, 0.5)]))
     return method
 
@@ -325,8 +334,8 @@ def test_rid_filter_loss(dims: int) -> None:
     method = make("rid")
     with torch.no_grad():
         for head in method.heads:
-            head.weight.zero_()
-            head.bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+            head[-1].weight.zero_()
+            head[-1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
     x, y = batch(dims, n=1)
     student, teacher = TinyNet(STUDENT_CHANNELS, dims).eval(), TinyNet(TEACHER_CHANNELS, dims).eval()
     with torch.no_grad():

@@ -32,14 +32,22 @@ def test_paper_grid_is_three_datasets_three_teachers_five_methods_three_seeds():
     assert {c.seed for c in configs} == {0, 1, 2}
 
 
+AUTHORS_RID = {"head": "flat", "init": "kaiming", "variance_start": "a=5", "fixed_side_bn": "train", "round_length": "floor"}
+"""The authors' choices where the paper is silent (docs/method.md)."""
+OWN_RID = {"head": "pooled", "init": "pytorch", "variance_start": "v=5", "fixed_side_bn": "eval", "round_length": "balanced"}
+"""pidkd's own, which the embedded profile pins."""
+
+
 def test_paper_cifar_runs_follow_the_intended_recipe():
     rid = Profile.load("paper").config("cifar10", "trained", "rid", 1)
     assert (rid.model, rid.teacher.model, rid.epochs, rid.augment) == ("wrn-16-1", "wrn-40-2", 300, True)
     assert rid.recipe == SGD.model_copy(update={"clip_grad_norm": 100})
-    assert dict(rid.params) == {"ce_weight": 1.0, "weight": 10, "rounds": 10, "filter_fraction": 0.25, "variance_penalty": "log"}
+    assert dict(rid.params) == {"ce_weight": 1.0, "weight": 10, "rounds": 10, "filter_fraction": 0.25, "variance_penalty": "log",
+                                **AUTHORS_RID}
     assert rid.teacher.training.recipe == SGD and rid.teacher.training.epochs == 300
     assert Profile.load("paper").config("cifar10", "trained", "baseline", 1).recipe == SGD  # no clipping
-    assert dict(Profile.load("paper").config("cifar10", "untrained", "vid", 0).params) == {"ce_weight": 1.0, "variant": "paper", "weight": 100}
+    assert dict(Profile.load("paper").config("cifar10", "untrained", "vid", 0).params) == {
+        "ce_weight": 1.0, "variant": "paper", "weight": 100, "init": "kaiming", "variance_start": "a=5"}
     assert dict(Profile.load("paper").config("cifar100", "noisy", "ted", 0).teacher.options) == {"dropout": 0.3}
     assert Profile.load("paper").teacher("cifar10", "untrained", 0).reestimate_bn is False
     assert (rid.pid_layers, rid.pid_dtype) == ((-1,), "float16")
@@ -67,6 +75,7 @@ def test_prototype_cifar10_is_the_recipe_behind_the_anchor_numbers(capsys):
     rid = _shown(capsys, "paper-prototype", "cifar10", "untrained", "rid")
     assert (rid["recipe"]["lr"], rid["recipe"]["milestones"], rid["recipe"]["filter_lr"]) == (0.0025, [], 0.05)
     assert dict(rid["params"])["variance_penalty"] == "square" and not rid["augment"] and rid["epochs"] == 300
+    assert AUTHORS_RID.items() <= dict(rid["params"]).items()  # the authors' code in every respect known
     assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"], dict(rid["params"])["weight"]) == (10, 0.25, 10)
     vid = Profile.load("paper-prototype").config("cifar10", "untrained", "vid", 0)
     assert [vid.recipe.learning_rate(e) for e in (0, 150, 200)] == pytest.approx([0.0025, 0.0005, 0.0001])
@@ -173,13 +182,17 @@ def test_a_fine_tuned_imagenet_teacher_loads_from_its_checkpoint_alone(tmp_path,
 
 def test_the_embedded_profile_mirrors_the_papers_setting(capsys):
     profile = Profile.load("embedded")
-    assert len(profile.seeds) >= 5 and profile.spec.teachers.untrained.reestimate_bn is False
+    assert len(profile.seeds) >= 5 and profile.spec.teachers.untrained.batch_norm == "initial"
     sweep = profile.spec.weight_sweep
     assert 100.0 in sweep.weights["vid"] and 10.0 in sweep.weights["rid"] and set(sweep.teachers) == {"trained", "untrained"}
     rid = _shown(capsys, "embedded", "mnist1d", "untrained", "rid")
     assert (rid["model"], rid["teacher"]["model"]) == ("wrn1d-10-1", "wrn1d-16-2") and not rid["augment"]
     assert rid["teacher"]["training"] is None and rid["teacher"]["reestimate_bn"] is False  # the paper's untrained teacher
     assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"]) == (10, 0.25)
+    for method in ("rid", "ted"):  # pidkd's own choices, pinned so that the committed numbers stand
+        assert OWN_RID.items() <= dict(profile.config("mnist1d", "untrained", method, 0).params).items()
+    assert {"init": "pytorch", "variance_start": "v=5"}.items() <= dict(profile.config("mnist1d", "trained", "vid", 0).params).items()
+    assert all(dict(c.options)["classifier_init"] == "pytorch" for c in profile.grid())
     assert rid["recipe"]["optimizer"] == "sgd" and rid["recipe"]["clip_grad_norm"] == 100
     vid = _shown(capsys, "embedded", "mnist1d", "trained", "vid")  # the teacher learns from the students' data only
     assert vid["validation_per_class"] > 0 and vid["teacher"]["training"]["validation_per_class"] == vid["validation_per_class"]

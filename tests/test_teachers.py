@@ -6,7 +6,8 @@ import torch
 from pydantic import ValidationError
 
 from pidkd.errors import ConfigError
-from pidkd.methods import Outputs
+from pidkd import train
+from pidkd.methods import Outputs, build_method
 from pidkd.teachers import Noise, Teacher, reestimate_batchnorm
 
 
@@ -87,3 +88,33 @@ def test_batchnorm_reestimation_changes_statistics_not_weights(teacher_network):
     expected = torch.cat(seen).mean(dim=(0, 2, 3))
     assert torch.allclose(first.running_mean, expected, atol=1e-5)
     assert first.momentum == 0.1
+
+
+def test_a_batch_statistics_teacher_normalises_each_batch_by_its_own(teacher_network, digits_small):
+    """The authors' untrained teacher under PyTorch Lightning 2.1: frozen, its BatchNorm in training
+    mode whatever the loop asks, so a batch's features do not depend on the running statistics."""
+    teacher = Teacher(teacher_network, "untrained", batch_statistics=True)
+    teacher.eval()
+    norms = [m for m in teacher.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.training for m in norms) and not teacher.model.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    x = digits_small[0].tensors[0][:16]
+    with torch.no_grad():
+        before = teacher(x).features[-1]
+        for m in norms:
+            m.running_mean.add_(3.0)
+        torch.testing.assert_close(teacher(x).features[-1], before)
+
+
+def test_the_loop_does_not_cache_a_batch_statistics_teachers_outputs(teacher_network, student, digits_small, monkeypatch):
+    """Its outputs depend on the batch, so they are computed batch by batch, as the authors' were."""
+    def cached(*args):
+        raise AssertionError("the outputs of a batch-statistics teacher were cached")
+
+    monkeypatch.setattr(train, "_with_teacher_outputs", cached)
+    method = build_method("vid", student_channels=student.feature_channels,
+                          teacher_channels=teacher_network.feature_channels, num_classes=10)
+    teacher = Teacher(teacher_network, "untrained", batch_statistics=True)
+    rows = train.fit(student, method, *digits_small, recipe=train.Recipe(batch_size=16), epochs=1, seed=0,
+                     teacher=teacher, device="cpu", progress=False)
+    assert len(rows) == 1
