@@ -80,3 +80,11 @@ def test_the_table_shows_each_parts_interval_and_verdicts():
     shown = claims.table(claims.claims(_final(PAPER_LIKE), _noise((80.0, 60.0), (80.0, 79.0)), _pid(), _teachers()))
     assert shown.loc[("a", "VID - baseline (points)"), "mean [95% CI] (seeds)"].startswith("+9.00 [")
     assert shown.loc[("a", "VID - baseline (points)"), "mean [95% CI] (seeds)"].endswith("] (5)")
+
+
+def test_a_claim_whose_runs_the_profile_lacks_is_not_run():
+    """`quick` has no noisy teacher and no noise sweep: claim (d) is not run, the others are judged."""
+    without_rid = {key: value for key, value in PAPER_LIKE.items() if key[1] != "rid"}
+    found = claims.claims(_final(without_rid), None, _pid(), _teachers()).drop_duplicates("claim").set_index("claim")
+    assert found.loc["d", "verdict"] == claims.NOT_RUN and found.loc["b", "verdict"] == claims.HOLDS
+    assert found.loc["a", "verdict"] == claims.NOT_RUN  # VID's part holds, RID's is not run

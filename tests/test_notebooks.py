@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import papermill
+import pytest
 
+from pidkd.errors import ConfigError
 from pidkd.notebooks import COLAB_CELL, setup, strip_timings
 
 
@@ -42,9 +45,43 @@ def test_every_notebook_opens_with_the_colab_cell_and_a_two_line_set_up():
 
 
 def test_the_primer_needs_no_seeds_device_or_jobs():
-    code = [c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code"]
-    assigned = {line.split("=")[0].strip() for line in code[1].source.splitlines() if "=" in line}
-    assert assigned == {"profile"}
+    assert set(papermill.inspect_notebook(str(NOTEBOOKS[0]))) == {"profile"}
+
+
+def test_every_parameter_carries_its_type():
+    """``papermill --help-notebook`` says "Unknown type" for a parameter without a type hint."""
+    for path in NOTEBOOKS:
+        parameters = papermill.inspect_notebook(str(path))
+        assert parameters and all(p["inferred_type_name"] != "None" for p in parameters.values()), path.name
+    assert set(papermill.inspect_notebook(str(NOTEBOOKS[3]))) == {"profile", "overrides", "seeds", "device", "jobs"}
+
+
+def test_setup_reads_seeds_and_overrides_as_papermill_passes_them(results):
+    assert setup("smoke", seeds=0).profile.seeds == (0,)  # 0 is a seed, not "none given"
+    assert setup("smoke", seeds="[1, 0]").profile.seeds == (1, 0)
+    assert setup("smoke", '{"student_training.evaluate_every": 3}').profile.spec.student_training.evaluate_every == 3
+    assert setup("smoke", "student_training.evaluate_every: 2").profile.spec.student_training.evaluate_every == 2
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(seeds=-1), "seeds must be a seed or a list of seeds"),
+    (dict(overrides="[1, 2]"), "overrides must be a dict"),
+    (dict(overrides="{a: [1"), "overrides is not valid YAML or JSON"),
+    (dict(device="gpu0"), "unknown device 'gpu0'"),
+    (dict(jobs=0), "jobs must be a whole number of processes of at least 1"),
+])
+def test_setup_refuses_a_bad_parameter_before_anything_runs(results, arguments, message):
+    with pytest.raises(ConfigError, match=message):
+        setup("smoke", **arguments)
+    assert not (results / "smoke").exists()
+
+
+def test_a_misspelt_notebook_parameter_stops_the_notebook_at_its_set_up(results, tmp_path):
+    """papermill only warns about a name the notebook does not declare, then runs its defaults."""
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown notebook parameter 'seed'; this notebook "
+                                                               "takes profile"):
+        papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"), parameters={"seed": 0},
+                                   kernel_name="pidkd", cwd=str(NOTEBOOKS[0].parent), progress_bar=False)
 
 
 def test_setup_finds_the_repositorys_results_whatever_the_working_folder(tmp_path, monkeypatch):

@@ -37,6 +37,19 @@ def test_accuracy_table_repeats_the_baseline_under_each_teacher():
     assert table.loc["vid", "untrained"] == "80.0 ± 0.4 (3)"
 
 
+def test_accuracy_table_counts_diverged_runs_and_gives_one_seed_no_spread():
+    runs = _runs(PAPER_LIKE)
+    runs["diverged"] = None
+    stopped = (runs["key"] == "untrained-vid-0-nan") & (runs["epoch"] == 2)
+    runs.loc[stopped, "diverged"] = "distill_loss"
+    table = report.accuracy_table(runs)
+    assert table.loc["vid", "untrained"] == "80.0 ± 0.4 (3), 1 diverged" and table.loc["rid", "untrained"] == "89.0 ± 0.4 (3)"
+    one = report.accuracy_table(runs[runs["seed"] == 1])
+    assert one.loc["vid", "trained"] == "93.0 (1)" and "nan" not in one.to_string()
+    sweep = _runs(PAPER_LIKE, sigma=1.0)
+    assert report.noise_table(sweep[sweep["seed"] == 1]).loc["baseline", 1.0] == "90.0 (1)"
+
+
 def test_figures_and_tables_are_saved_in_both_formats(tmp_path):
     runs = _runs(PAPER_LIKE)
     paths = report.save_figure(report.accuracy_curves(runs), "curves", tmp_path)
@@ -72,11 +85,11 @@ def test_weights_are_chosen_on_validation_with_the_trained_teacher_only():
 
 
 def test_plateau_is_the_gain_of_the_last_tenth_of_epochs_over_the_tenth_before():
-    rows = [{"teacher": "none", "method": "baseline", "seed": s, "epoch": e, "val_acc": min(e, 18) / 20 + 0.01 * s}
-            for s in SEEDS for e in range(1, 21)]
+    rows = [{"dataset": "d", "teacher": "none", "method": "baseline", "seed": s, "epoch": e,
+             "val_acc": min(e, 18) / 20 + 0.01 * s} for s in SEEDS for e in range(1, 21)]
     table = report.plateau(pd.DataFrame(rows))
     # epochs 19-20 give 0.9 and 0.9, epochs 17-18 give 0.85 and 0.9: a gain of 2.5 points for every seed
-    assert table.loc[("none", "baseline")].tolist() == [2.5, 2.5, 3]
+    assert table.loc[("d", "none", "baseline")].tolist() == [2.5, 2.5, 3]
 
 
 def test_the_pid_figure_has_the_authors_rows_and_a_column_per_method():
