@@ -127,15 +127,16 @@ def run(
     dtype = getattr(torch, config.pid_dtype)
 
     def save_representations(epoch: int, network: torch.nn.Module) -> str | None:
-        """The test-set features of the PID layers (None in the place of the others); a non-finite
-        one stops the run as diverged."""
+        """The test-set features of the PID layers (None in the place of the others), as stored; a
+        non-finite one stops the run as diverged."""
         if epoch not in config.pid_epochs:
             return None
-        features = representations(network, test, torch_device, speed.workers, config.pid_layers)
+        features = [None if f is None else f.to(dtype)
+                    for f in representations(network, test, torch_device, speed.workers, config.pid_layers)]
         if not all(torch.isfinite(f).all() for f in features if f is not None):
-            return "representation"
+            return "representation"  # (in float16, also one beyond its range)
         saved.mkdir(exist_ok=True)
-        save_atomic([None if f is None else f.to(dtype) for f in features], saved / f"epoch-{epoch:03d}.pt")
+        save_atomic(features, saved / f"epoch-{epoch:03d}.pt")
         return None
 
     try:

@@ -152,8 +152,9 @@ def _seeds(seeds: int | Iterable[int] | str) -> list[int]:
 
 def _undeclared_parameters() -> tuple[list[str], list[str]]:
     """The names papermill injected (its ``# Parameters`` cell, run just after the notebook's cell
-    tagged ``parameters``) that the notebook does not declare, and those it does; empty outside a
-    papermill-executed kernel."""
+    tagged ``parameters``) that no earlier cell assigns, and those that the parameters cell does;
+    empty outside a papermill-executed kernel (earlier cells count too, so that cells rerun by hand
+    in between never make a declared name look unknown)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -163,8 +164,8 @@ def _undeclared_parameters() -> tuple[list[str], list[str]]:
     injected = [i for i, cell in enumerate(cells) if cell.startswith("# Parameters\n")]
     if not injected or injected[-1] == 0:
         return [], []
-    declared, given = _assigned(cells[injected[-1] - 1]), _assigned(cells[injected[-1]])
-    return sorted(set(given) - set(declared)), declared
+    earlier = {name for cell in cells[:injected[-1]] for name in _assigned(cell)}
+    return sorted(set(_assigned(cells[injected[-1]])) - earlier), _assigned(cells[injected[-1] - 1])
 
 
 def _assigned(source: str) -> list[str]:

@@ -90,6 +90,23 @@ def test_representations_are_saved_at_the_pid_epochs(results):
         load_representations(done, 1)
 
 
+def test_a_representation_that_float16_cannot_hold_stops_the_run_as_diverged(results, monkeypatch, caplog):
+    """A student whose features blow up past float16's range would save infinities for PID to choke
+    on: the run stops at that epoch, recorded and named, and stays a result."""
+    config = _config("trained", "kd", **{"student_training.pid_epochs": [1, 2], "pid.dtype": "float16"})
+    real = experiment.representations
+
+    def blown_up(*args, **kwargs):
+        return [None if f is None else f * 1e6 for f in real(*args, **kwargs)]
+
+    monkeypatch.setattr(experiment, "representations", blown_up)
+    done = experiment.run(config, device="cpu", progress=False)
+    assert done.diverged == "representation" and len(done.metrics) == 1
+    assert f"run diverged: dataset digits, teacher trained, method kd, seed 0, key {done.config.key}, epoch 1, " \
+           "loss term representation" in caplog.text
+    assert experiment.run(config, device="cpu", progress=False).diverged == "representation"  # a result, kept
+
+
 def test_pid_layers_and_dtype_say_what_is_saved(results):
     overrides = {"student_training.pid_epochs": [1], "pid.layers": [0, -1], "pid.dtype": "float16"}
     done = experiment.run(_config("trained", "kd", **overrides), device="cpu", progress=False)
