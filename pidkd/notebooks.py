@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pandas as pd
 import yaml
 
@@ -186,6 +185,8 @@ def _cores() -> int:
 
 def strip_timings(path: Path) -> None:
     """Rewrite the notebook at ``path`` without execution timestamps and durations."""
+    import nbformat  # here: it takes a second to import, and every notebook's set-up imports this module
+
     notebook = nbformat.read(path, as_version=4)
     for metadata in [notebook.metadata, *(cell.metadata for cell in notebook.cells)]:
         metadata.pop("execution", None)
