@@ -2,7 +2,6 @@
 (130 for Ctrl-C), no traceback and no partial file left behind; and profiles given as paths."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.error
