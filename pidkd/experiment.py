@@ -3,13 +3,11 @@
 on any executor (Slurm through submitit)."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -196,31 +194,24 @@ def run_grid(
         if executor is not None:
             _wait([executor.submit(run, c, root, device, False, speed) for c in todo], progress)
         elif jobs > 1 and len(todo) > 1:
-            _wait([processes(jobs).submit(run, c, root, device, False, speed) for c in todo], progress)
+            with processes(min(jobs, len(todo))) as pool:
+                _wait([pool.submit(run, c, root, device, False, speed) for c in todo], progress)
         else:
             for config in progress_bar(todo, progress, desc="runs"):
                 run(config, root=root, device=device, progress=False, speed=speed)
     return [run(c, root=root, device=device, progress=False, speed=speed) for c in configs]
 
 
-@functools.lru_cache(maxsize=None)
 def processes(jobs: int) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` spawned (not forked: a fork of a process that has run torch can hang)
-    processes, kept for the rest of this process: each worker takes seconds to start (it imports
-    torch), and a notebook asks for a pool several times. Every run seeds all it draws, so a worker
-    that trained one run trains the next exactly as a fresh one would."""
+    """A pool of ``jobs`` spawned (not forked) processes: a fork of a process that has run torch
+    can hang."""
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _wait(jobs: list[Any], progress: bool) -> None:
-    """Wait for submitted runs in order, re-raising the first failure (a pool whose worker died is
-    not kept)."""
-    try:
-        for job in progress_bar(jobs, progress, desc="runs"):
-            job.result()
-    except BrokenProcessPool:
-        processes.cache_clear()
-        raise
+    """Wait for submitted runs in order, re-raising the first failure."""
+    for job in progress_bar(jobs, progress, desc="runs"):
+        job.result()
 
 
 def teacher_representations(
