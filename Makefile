@@ -40,13 +40,12 @@ env-current:
 # results/<profile name>/notebooks/.
 figures: $(ENV)
 	@mkdir -p results/$(PROFILE_NAME)/notebooks
-	@for nb in $(NOTEBOOKS); do \
+	@outs=; for nb in $(NOTEBOOKS); do \
 		out=$$nb; [ "$(PROFILE)" = embedded ] || out=results/$(PROFILE_NAME)/notebooks/$$(basename $$nb); \
-		echo "papermill $$nb -> $$out"; \
+		outs="$$outs $$out"; echo "papermill $$nb -> $$out"; \
 		TQDM_DISABLE=1 $(PY) -m papermill "$$nb" "$$out" -k $(KERNEL) --cwd notebooks \
-			-p profile "$(PROFILE_ARG)" --no-progress-bar || exit 1; \
-		$(PY) -m pidkd.notebooks "$$out"; \
-	done
+			-p profile "$(PROFILE_ARG)" --no-progress-bar || { $(PY) -m pidkd.notebooks $$outs; exit 1; }; \
+	done; $(PY) -m pidkd.notebooks $$outs
 
 # JupyterLab on the notebooks, with the project's kernel.
 lab: $(ENV)

@@ -27,12 +27,9 @@ from types import MappingProxyType
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
-from torchvision import datasets as tvd
-from torchvision import transforms as T
 
 from .errors import ConfigError, DatasetNotFoundError, check_name
 
@@ -80,7 +77,15 @@ VALIDATION_SEED = 2025
 MNIST1D_SAMPLES = 10_000
 """MNIST-1D examples generated; its default 80/20 split makes 8,000 training and 2,000 test ones."""
 
-_CIFAR_CLASSES = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}
+_CIFAR_CLASSES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+"""torchvision's class for each CIFAR, by name: torchvision is imported only when CIFAR is read."""
+
+
+def _cifar_class(name: str) -> type:
+    """torchvision's dataset class of CIFAR ``name`` (its file lists, folder and download)."""
+    from torchvision import datasets
+
+    return getattr(datasets, _CIFAR_CLASSES[name])
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -189,7 +194,7 @@ def download(name: str, root: str | Path = "data") -> Path | None:
     if DATASETS[name].embedded:
         return None
     if name in _CIFAR_CLASSES:
-        cls = _CIFAR_CLASSES[name]
+        cls = _cifar_class(name)
         folder = root / cls.base_folder
         if all((folder / file).is_file() for file, _ in cls.train_list + cls.test_list):
             return folder  # there already (a damaged file is reported when it is read)
@@ -377,6 +382,8 @@ def _digits_arrays(train: bool) -> tuple[np.ndarray, np.ndarray]:
 def _digits_splits() -> tuple[np.ndarray, ...]:
     """scikit-learn's 1797 8x8 digits scaled to [0, 1], split 70/30 stratified with a fixed
     seed, so every run sees the same split whatever its own seed."""
+    from sklearn.datasets import load_digits  # imported here: it takes most of a second
+
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]
     return tuple(train_test_split(x, digits.target, test_size=0.3, stratify=digits.target, random_state=0))
@@ -446,7 +453,7 @@ def _cifar(name: str, root: Path, *, train: bool, download: bool) -> TensorDatas
     read as torchvision lays them out (its file lists); their checksums are verified when
     downloaded (:func:`download`), not on every load, which also lets tests and a reader's first
     try use small files in the same format."""
-    cls = _CIFAR_CLASSES[name]
+    cls = _cifar_class(name)
     if download:
         cls(root, train=train, download=True)
     folder = root / cls.base_folder
@@ -475,6 +482,8 @@ def _black(name: str) -> tuple[float, ...]:
 def _cub_transform(augment: bool, image_size: int) -> Callable[[Image.Image], Tensor]:
     """ImageNet-normalised crops: random resized crops and flips when augmenting, else a
     resize to 256/224 of the crop side and a centre crop (the standard evaluation transform)."""
+    from torchvision import transforms as T
+
     if augment:
         steps = [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()]
     else:

@@ -3,10 +3,14 @@
 on any executor (Slurm through submitit)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -194,7 +198,7 @@ def run_grid(
         if executor is not None:
             _wait([executor.submit(run, c, root, device, False, speed) for c in todo], progress)
         elif jobs > 1 and len(todo) > 1:
-            with processes(min(jobs, len(todo))) as pool:
+            with processes(jobs) as pool:
                 _wait([pool.submit(run, c, root, device, False, speed) for c in todo], progress)
         else:
             for config in progress_bar(todo, progress, desc="runs"):
@@ -202,10 +206,54 @@ def run_grid(
     return [run(c, root=root, device=device, progress=False, speed=speed) for c in configs]
 
 
-def processes(jobs: int) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` spawned (not forked) processes: a fork of a process that has run torch
-    can hang."""
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+class _Workers(ProcessPoolExecutor):
+    """Spawned training processes (a fork of a process that has run torch can hang) that ignore
+    Ctrl-C (SIGINT) while idle: a Jupyter kernel's shutdown interrupts its whole process group,
+    which would print a traceback from every idle worker. A submitted call stays interruptible."""
+
+    def __init__(self, jobs: int) -> None:
+        super().__init__(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return super().submit(_interruptible, fn, *args, **kwargs)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interruptible(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _ignore_interrupts()
+
+
+_kept: tuple[tuple[Any, ...], _Workers] | None = None
+"""The pool :func:`processes` keeps, with the jobs and environment it was started for."""
+
+
+@contextlib.contextmanager
+def processes(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``jobs`` training processes, kept while the jobs and the environment stay the
+    same: a worker takes seconds to start (it imports torch) and a notebook asks for a pool at
+    every grid, while a worker reads the environment once ($PIDKD_RESULTS, $PIDKD_THREADS, ...). Runs seed all they draw, so a worker
+    trains a run exactly as a fresh one would. A failure or an interrupt cancels the queued work
+    and drops the pool."""
+    global _kept
+    wanted = (jobs, tuple(sorted(os.environ.items())))
+    if _kept is not None and _kept[0] != wanted:
+        _kept[1].shutdown()
+        _kept = None
+    if _kept is None:
+        _kept = (wanted, _Workers(jobs))
+    try:
+        yield _kept[1]
+    except BaseException:
+        _kept[1].shutdown(wait=False, cancel_futures=True)
+        _kept = None
+        raise
 
 
 def _wait(jobs: list[Any], progress: bool) -> None:

@@ -108,7 +108,7 @@ def measure_runs(results: list[Result], profile: Profile, folder: Path | None = 
         by_teacher.setdefault((result.config.dataset, against), []).append(result)
     work = [(against, runs, settings) for (_, against), runs in by_teacher.items()]
     if jobs > 1 and len(work) > 1:
-        with experiment.processes(min(jobs, len(work))) as pool:
+        with experiment.processes(jobs) as pool:
             measured = list(progress_bar(pool.map(_measure_against, *zip(*work)), progress, total=len(work), desc="PID"))
     else:
         measured = [_measure_against(*w) for w in progress_bar(work, progress, desc="PID")]

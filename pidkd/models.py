@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision import models as tvm
 
 from .errors import CheckpointError, ConfigError, WeightsNotFoundError, check_name
+
+if TYPE_CHECKING:
+    from torchvision import models as tvm
 
 WRN_BLOCKS = ("preact", "post")
 """The WRN block kinds: pre-activation (Zagoruyko & Komodakis) and post-activation."""
@@ -25,12 +28,13 @@ WRN_BLOCKS = ("preact", "post")
 CNN_PRESETS: dict[str, tuple[int, int, int]] = {"teacher": (32, 64, 128), "student": (8, 16, 32)}
 """Stage widths of the named small-CNN presets (``cnn2d-teacher`` and so on)."""
 
-RESNET_WEIGHTS: dict[str, tvm.WeightsEnum] = {
-    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
-    "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
-    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+RESNET_WEIGHTS: dict[str, str] = {
+    "resnet18": "ResNet18_Weights",
+    "resnet34": "ResNet34_Weights",
+    "resnet50": "ResNet50_Weights",
 }
-"""The ImageNet weights loaded for ``pretrained=True``."""
+"""The ResNets, each with the torchvision enum of the ImageNet weights that ``pretrained=True``
+loads (its ``IMAGENET1K_V1``); torchvision is imported only when a ResNet is built."""
 
 
 CLASSIFIER_INITS = ("kaiming", "pytorch")
@@ -249,7 +253,9 @@ class SmallCNN(nn.Module):
 
 def resnet_weights(name: str) -> tvm.WeightsEnum:
     """The torchvision ImageNet weights that ``pretrained=True`` loads for ResNet ``name``."""
-    return RESNET_WEIGHTS[check_name("ResNet", name, RESNET_WEIGHTS)]
+    from torchvision import models
+
+    return getattr(models, RESNET_WEIGHTS[check_name("ResNet", name, RESNET_WEIGHTS)]).IMAGENET1K_V1
 
 
 def imagenet_state_dict(name: str) -> dict[str, Tensor]:
@@ -291,8 +297,10 @@ class ResNetFeatures(nn.Module):
 
 def _stage_channels(layer: nn.Sequential) -> int:
     """The output channels of a torchvision ResNet stage (its last block's last BatchNorm)."""
+    from torchvision.models.resnet import Bottleneck
+
     last = layer[-1]
-    return (last.bn3 if isinstance(last, tvm.resnet.Bottleneck) else last.bn2).num_features
+    return (last.bn3 if isinstance(last, Bottleneck) else last.bn2).num_features
 
 
 def build_resnet(
@@ -303,10 +311,12 @@ def build_resnet(
     Randomly initialised nets keep torchvision's own initialisation. A pretrained net gets a
     fresh linear head; other input channel counts replace the stem and so need ``pretrained=False``.
     """
+    from torchvision import models
+
     check_name("ResNet", name, RESNET_WEIGHTS)
     if pretrained and in_channels != 3:
         raise ConfigError(f"pretrained {name} takes 3 input channels, not {in_channels}")
-    constructor: Callable[..., tvm.ResNet] = getattr(tvm, name)
+    constructor: Callable[..., tvm.ResNet] = getattr(models, name)
     if pretrained:
         net = constructor(weights=None)
         net.load_state_dict(imagenet_state_dict(name))

@@ -3,6 +3,9 @@ representations saved for PID measures."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import time
 
 import pandas as pd
 import pytest
@@ -114,3 +117,43 @@ def test_pid_layers_and_dtype_say_what_is_saved(results):
     assert saved[1] is None and [f.dtype for f in (saved[0], saved[2])] == [torch.float16] * 2
     with pytest.raises(ConfigError, match="saved no features of layer 2"):
         measures.measure_run(done, PIDSettings(layers=(1,)))
+
+
+def test_the_pool_of_processes_is_kept_while_the_environment_is_and_dropped_after_a_failure(monkeypatch):
+    """A kept worker must not hold a stale environment (it reads $PIDKD_RESULTS once), and a grid
+    that failed or was interrupted must not leave queued runs in a pool that is used again."""
+    with experiment.processes(2) as first:
+        assert first.submit(os.getenv, "PIDKD_RESULTS").result() == os.getenv("PIDKD_RESULTS")
+    with experiment.processes(2) as again:
+        assert again is first
+    monkeypatch.setenv("PIDKD_RESULTS", "elsewhere")
+    with experiment.processes(2) as moved:
+        assert moved is not first and moved.submit(os.getenv, "PIDKD_RESULTS").result() == "elsewhere"
+    with pytest.raises(KeyboardInterrupt), experiment.processes(2):
+        raise KeyboardInterrupt
+    with experiment.processes(2) as fresh:
+        assert fresh is not moved
+
+
+@pytest.fixture
+def terminal_interrupts(monkeypatch):
+    """SIGINT handled as in a terminal, so that spawned workers start with Python's handler (a
+    shell's background job, like CI's, would hand them an ignored SIGINT and hide the bug)."""
+    monkeypatch.setattr(experiment, "_kept", None)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_idle_training_process_ignores_the_interrupt_a_kernels_shutdown_sends_and_a_busy_one_stops(
+        terminal_interrupts):
+    with experiment.processes(1) as pool:
+        pid = pool.submit(os.getpid).result()
+        os.kill(pid, signal.SIGINT)  # what a Jupyter kernel's shutdown sends its process group
+        time.sleep(0.5)
+        assert pool.submit(os.getpid).result() == pid
+    with pytest.raises(KeyboardInterrupt), experiment.processes(1) as pool:
+        sleeping = pool.submit(time.sleep, 30)
+        time.sleep(1)
+        os.kill(pid, signal.SIGINT)  # Ctrl-C in a terminal: a run stops (and keeps its last epoch)
+        sleeping.result(timeout=10)

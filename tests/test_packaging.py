@@ -59,3 +59,12 @@ def test_the_citation_cites_the_paper_and_the_licence_is_pyprojects():
     licence = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["license"]
     assert citation["license"] == licence == "MIT"
     assert (CHECKOUT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_importing_the_notebooks_set_up_leaves_torchvision_and_sklearns_datasets_unloaded():
+    """Every notebook kernel and training process imports pidkd; torchvision (with torch._dynamo)
+    would add about 1.4 s to each and sklearn.datasets most of a second, for datasets only the
+    paper profiles and `digits` read."""
+    probe = "import sys, pidkd.notebooks, pidkd.experiment; print(sorted({'torchvision', 'sklearn.datasets'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=CHECKOUT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
