@@ -126,9 +126,9 @@ def test_show_prints_the_runs_config_json_and_key(results, capsys):
     shown = json.loads(capsys.readouterr().out)
     config = Profile.load("embedded", {"methods.rid.weight": 2}).config("mnist1d", "untrained", "rid", 3)
     assert shown == {"key": config.key, "config": config.as_dict()}
-    assert shown["config"]["params"] == [["ce_weight", 1.0], ["filter_fraction", 0.25], ["fixed_side_bn", "eval"],
-                                         ["head", "pooled"], ["init", "pytorch"], ["round_length", "balanced"],
-                                         ["rounds", 10], ["variance_penalty", "log"], ["variance_start", "v=5"],
+    assert shown["config"]["params"] == [["ce_weight", 1.0], ["filter_fraction", 0.25], ["fixed_side_bn", "train"],
+                                         ["head", "flat"], ["init", "kaiming"], ["round_length", "floor"],
+                                         ["rounds", 10], ["variance_penalty", "log"], ["variance_start", "a=5"],
                                          ["weight", 2.0]]
     assert not results.exists()  # showing trains nothing
 

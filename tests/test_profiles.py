@@ -34,8 +34,6 @@ def test_paper_grid_is_three_datasets_three_teachers_five_methods_three_seeds():
 
 AUTHORS_RID = {"head": "flat", "init": "kaiming", "variance_start": "a=5", "fixed_side_bn": "train", "round_length": "floor"}
 """The authors' choices where the paper is silent (docs/method.md)."""
-OWN_RID = {"head": "pooled", "init": "pytorch", "variance_start": "v=5", "fixed_side_bn": "eval", "round_length": "balanced"}
-"""pidkd's own, which the embedded profile pins."""
 
 
 def test_paper_cifar_runs_follow_the_intended_recipe():
@@ -189,10 +187,13 @@ def test_the_embedded_profile_mirrors_the_papers_setting(capsys):
     assert (rid["model"], rid["teacher"]["model"]) == ("wrn1d-10-1", "wrn1d-16-2") and not rid["augment"]
     assert rid["teacher"]["training"] is None and rid["teacher"]["reestimate_bn"] is False  # the paper's untrained teacher
     assert (dict(rid["params"])["rounds"], dict(rid["params"])["filter_fraction"]) == (10, 0.25)
-    for method in ("rid", "ted"):  # pidkd's own choices, pinned so that the committed numbers stand
-        assert OWN_RID.items() <= dict(profile.config("mnist1d", "untrained", method, 0).params).items()
-    assert {"init": "pytorch", "variance_start": "v=5"}.items() <= dict(profile.config("mnist1d", "trained", "vid", 0).params).items()
-    assert all(dict(c.options)["classifier_init"] == "pytorch" for c in profile.grid())
+    sized = {"weight", "rounds", "filter_fraction"}  # the miniature's sizes; every choice follows `paper`
+    for method in ("vid", "rid", "ted"):
+        ours, papers = (dict(p.config(d, "untrained", method, 0).params) for p, d in
+                        ((profile, "mnist1d"), (Profile.load("paper"), "cifar10")))
+        assert {k: v for k, v in ours.items() if k not in sized} == {k: v for k, v in papers.items() if k not in sized}
+    assert AUTHORS_RID.items() <= dict(profile.config("mnist1d", "trained", "rid", 0).params).items()
+    assert not any("classifier_init" in dict(c.options) for c in profile.grid())  # the models' default: the authors'
     assert rid["recipe"]["optimizer"] == "sgd" and rid["recipe"]["clip_grad_norm"] == 100
     vid = _shown(capsys, "embedded", "mnist1d", "trained", "vid")  # the teacher learns from the students' data only
     assert vid["validation_per_class"] > 0 and vid["teacher"]["training"]["validation_per_class"] == vid["validation_per_class"]
