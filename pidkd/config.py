@@ -137,10 +137,14 @@ class TeacherTraining(Schema):
     """How a dataset's trained teacher is made: a baseline run of the teacher model. With ``seed``
     unset, the students of each seed distil from a teacher of that seed, so a seed replicates the
     whole experiment, teacher and students; with it set, every student distils from that one
-    teacher (the authors' design, cheaper where teachers are expensive)."""
+    teacher (the authors' design, cheaper where teachers are expensive). ``samples_per_class``
+    gives the teacher more training examples than its students (they see the first of them, and
+    neither sees a validation example): a teacher that knows more than its students can learn
+    from their data, as the paper's ImageNet-trained CUB teacher does."""
 
     seed: NonNegativeInt | None = None
     epochs: PositiveInt | None = None
+    samples_per_class: PositiveInt | None = None
     recipe: Recipe = Recipe()
     evaluate_every: PositiveInt = 1
 
@@ -458,7 +462,8 @@ class Profile:
         model (for an ImageNet-pretrained one, its fine-tuning)."""
         self._check_epochs(dataset)
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
-        return self._run(dataset, entry.teacher_model, entry.teacher_options, training, training.recipe, seed)
+        return self._run(dataset, entry.teacher_model, entry.teacher_options, training, training.recipe, seed,
+                         samples_per_class=training.samples_per_class or entry.samples_per_class)
 
     def teacher(self, dataset: str, kind: str, seed: int) -> TeacherConfig:
         """The teacher of kind ``kind`` and seed ``seed`` of ``dataset`` (trained, or initialised,
@@ -511,9 +516,9 @@ class Profile:
         """The Config of a run of ``model`` on ``dataset``: what teachers' and students' runs share."""
         entry = self._entry(dataset)
         return Config(profile=self.name, dataset=dataset, model=model, seed=seed, epochs=training.epochs,
-                      recipe=recipe, options=_items(options), samples_per_class=entry.samples_per_class,
-                      validation_per_class=entry.validation_per_class, augment=entry.augment,
-                      evaluate_every=training.evaluate_every, **rest)
+                      recipe=recipe, options=_items(options), validation_per_class=entry.validation_per_class,
+                      augment=entry.augment, evaluate_every=training.evaluate_every,
+                      **{"samples_per_class": entry.samples_per_class, **rest})
 
     def grid(self) -> list[Config]:
         """Every run of the grid (datasets x teachers x methods x seeds), each once."""
