@@ -2,6 +2,7 @@
 
     python benchmarks/run_time.py                               # every method, the embedded setting
     python benchmarks/run_time.py --methods vid rid --compare   # and old against new, bitwise checked
+    python benchmarks/run_time.py --flops                       # and the share of the core's rate reached
 
 Each method trains the embedded nets (``--teacher`` -> ``--student``, post-activation) on
 ``--samples-per-class`` MNIST-1D examples a class with the embedded recipe (SGD 0.05, x0.2 at
@@ -13,7 +14,10 @@ the per-epoch evaluation, checkpoints, the teacher's outputs (computed once a ru
 rest (batching, the loop). ``--compare`` also trains each method the old way (evaluation after
 every epoch, a checkpoint after every epoch) alternately with the new way (``--evaluate-every``,
 checkpoints at most once a minute), reports the ratio of their wall times, and checks that the
-two give bitwise-equal students.
+two give bitwise-equal students. ``--flops`` counts each run's floating-point operations (those of
+matrix products and convolutions, forward and backward, evaluation included: torch's
+``FlopCounterMode``) and sets its rate, operations over wall seconds, against what one thread's
+float32 matrix products reach in the same process: the share of the core a run uses.
 
 The teacher is trained for a few epochs first: speed does not depend on its weights, and no
 accuracy is printed.
@@ -30,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import pidkd.train as train_module
 from pidkd.data import load_dataset
@@ -124,6 +129,26 @@ def breakdown(method_name: str, args, splits, teacher: Teacher) -> tuple[float, 
     return seconds, shares
 
 
+def matmul_rate(size: int = 512, repeats: int = 40) -> float:
+    """Floating-point operations a second of one thread's float32 matrix products (the best of
+    three timings): what the core can do."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    timings = []
+    for _ in range(3):
+        began = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        timings.append(time.perf_counter() - began)
+    return 2 * size ** 3 * repeats / min(timings)
+
+
+def counted(method_name: str, args, splits, teacher: Teacher) -> int:
+    """The floating-point operations of one run (matrix products and convolutions)."""
+    with FlopCounterMode(display=False) as counter:
+        one_run(method_name, args, splits, teacher, old=args.old)
+    return counter.get_total_flops()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["baseline", "kd", "vid", "rid", "ted"], choices=sorted(METHODS))
@@ -136,6 +161,7 @@ def main() -> None:
     parser.add_argument("--old", action="store_true", help="break down the old way's run instead of the new")
     parser.add_argument("--compare", action="store_true", help="old against new, alternately, bitwise checked")
     parser.add_argument("--repeats", type=int, default=3, help="alternations per method for --compare")
+    parser.add_argument("--flops", action="store_true", help="each run's rate against the core's matrix products")
     args = parser.parse_args()
     resolve_device("cpu", threads=1)
     splits = data(args.samples_per_class, args.validation_per_class)
@@ -147,6 +173,15 @@ def main() -> None:
     for method in args.methods:
         seconds, shares = breakdown(method, args, splits, teacher)
         print(f"{method:>9} {seconds:8.1f} " + " ".join(f"{s:7.1f} s {100 * s / seconds:4.0f} %" for s in shares.values()))
+    if args.flops:
+        peak = matmul_rate()
+        print(f"\none thread's float32 matrix products (512 x 512): {peak / 1e9:.1f} GFLOP/s")
+        print(f"{'method':>9} {'GFLOP':>7} {'seconds':>8} {'GFLOP/s':>8} {'share':>6}")
+        for method in args.methods:
+            seconds, _ = one_run(method, args, splits, teacher, old=args.old)
+            flops = counted(method, args, splits, teacher)
+            print(f"{method:>9} {flops / 1e9:7.1f} {seconds:8.1f} {flops / seconds / 1e9:8.2f} {flops / seconds / peak:6.1%}")
+        print(f"(again: {matmul_rate() / 1e9:.1f} GFLOP/s)")
     if args.compare:
         print(f"\n{'method':>9} {'old s':>7} {'new s':>7} {'new/old':>8}  bitwise equal")
         for method in args.methods:

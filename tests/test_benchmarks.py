@@ -30,14 +30,19 @@ def test_measure_speed_times_measure_and_its_bootstrap():
     assert float(rows["measure"][0]) > 0 and rows["bootstrap=20"][1] == "30"
 
 
-def test_run_time_breaks_a_run_down_and_compares_old_and_new_bitwise():
+def test_run_time_breaks_a_run_down_counts_its_flops_and_compares_old_and_new_bitwise():
     args = ["--methods", "baseline", "rid", "--epochs", "20", "--evaluate-every", "10", "--samples-per-class", "5",
-            "--validation-per-class", "5", "--compare", "--repeats", "1"]
+            "--validation-per-class", "5", "--flops", "--compare", "--repeats", "1"]
     done = subprocess.run([sys.executable, BENCHMARKS / "run_time.py", *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "50 training, 50 validation and 2000 test examples, 20 epochs" in lines[0]
     shares = {line.split()[0]: line.split()[1:] for line in lines[2:4]}
     assert set(shares) == {"baseline", "rid"} and all(float(row[0]) > 0 for row in shares.values())
-    compared = {line.split()[0]: line.split()[1:] for line in lines[6:8]}
+    start = next(i for i, line in enumerate(lines) if "GFLOP/s  share" in line)
+    rates = {line.split()[0]: line.split()[1:] for line in lines[start + 1:start + 3]}
+    assert set(rates) == {"baseline", "rid"} and float(rates["rid"][0]) > float(rates["baseline"][0]) > 0
+    assert all(0 < float(row[3].rstrip("%")) < 100 for row in rates.values())
+    start = next(i for i, line in enumerate(lines) if "bitwise equal" in line)
+    compared = {line.split()[0]: line.split()[1:] for line in lines[start + 1:start + 3]}
     assert set(compared) == {"baseline", "rid"} and all(row[-1] == "yes" for row in compared.values())
