@@ -130,7 +130,8 @@ def _speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=Speed().workers, help="loader processes for file-backed datasets (CUB)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto: bf16 on CUDA where supported, else fp16 with a scaler; fp32 off CUDA")
+                        help="auto: bf16 on CUDA where supported, else fp16 with a scaler; fp32 off CUDA; "
+                             "fp64: float64 throughout (slow; exact checks)")
 
 
 def _speed(args: argparse.Namespace) -> Speed:

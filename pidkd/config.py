@@ -67,7 +67,7 @@ class Config:
     ``validation_per_class`` training examples of each class are held out as the validation split
     (``val_acc``), on which settings are chosen. At each of ``pid_epochs`` the test-set features of
     the ``pid_layers`` (indices into the distilled layers, -1 the last; empty for all) are saved as
-    ``pid_dtype`` for PID measures. ``precision`` (fp32, bf16, fp16) is what the run trains in: it
+    ``pid_dtype`` for PID measures. ``precision`` (fp32, bf16, fp16, fp64) is what the run trains in: it
     changes the numbers, so it is part of the key (:meth:`in_precision`).
     """
 

@@ -25,7 +25,7 @@ from .models import build_model, feature_positions
 from .results import METRICS, Result, read_metrics
 from .storage import data_root, load_checkpoint, results_root, save_atomic, write_atomic
 from .teachers import Teacher, reestimate_batchnorm
-from .train import Precision, Speed, fit, progress_bar, representations, resolve_device
+from .train import Precision, Speed, built_in, fit, float_dtype, progress_bar, representations, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,12 @@ def _load(dataset: str, split: str, samples_per_class: int | None = None, valida
                              validation_per_class=validation_per_class, augment=augment, seed=0)
 
 
-def _network(model: str, dataset: str, seed: int, options: Items) -> torch.nn.Module:
+def _network(model: str, dataset: str, seed: int, options: Items, precision: str = "fp32") -> torch.nn.Module:
+    """A fresh network initialised from ``seed``, made for training in ``precision`` (see :func:`built_in`)."""
     info = data.dataset_info(dataset)
     torch.manual_seed(seed)
-    return build_model(model, info.num_classes, info.in_channels, **dict(options))
+    with built_in(precision):
+        return build_model(model, info.num_classes, info.in_channels, **dict(options))
 
 
 def load_trained(
@@ -69,7 +71,8 @@ def load_trained(
     """The network a run trained, with its final weights (training it first if needed)."""
     done = run(config, root=root, device=device, progress=progress, speed=speed)
     # the checkpoint holds every weight: a fine-tuned ImageNet net need not load ImageNet's first
-    network = _network(config.model, config.dataset, config.seed, randomly_initialised(config.options))
+    network = _network(config.model, config.dataset, config.seed, randomly_initialised(config.options),
+                       done.config.precision)
     network.load_state_dict(load_checkpoint(done.directory / "checkpoint.pt")["student"])
     return network
 
@@ -82,13 +85,15 @@ def make_teacher(
     progress: bool = True,
     speed: Speed = Speed(),
 ) -> Teacher:
-    """The frozen teacher a config names: trained (and maybe noisy) from its run, or untrained."""
+    """The frozen teacher a config names: trained (and maybe noisy) from its run, or untrained (made
+    for training in ``speed.precision``)."""
     if config.training is not None:
         network = load_trained(config.training, root=root, device=device, progress=progress, speed=speed)
     else:
-        network = _network(config.model, dataset, config.seed, config.options)
+        network = _network(config.model, dataset, config.seed, config.options, speed.precision)
         if config.reestimate_bn:
-            inputs = (x for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
+            dtype = float_dtype(speed.precision)
+            inputs = (x.to(dtype) for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
             reestimate_batchnorm(network, inputs)
     return Teacher(network, config.kind, config.noise, batch_statistics=config.batch_statistics)
 
@@ -115,15 +120,16 @@ def run(
     validation = _load(config.dataset, "validation", validation_per_class=config.validation_per_class) \
         if config.validation_per_class else None
     test = test_set(config.dataset)
-    student = _network(config.model, config.dataset, config.seed, config.options)
-    method = build_method(
-        config.method,
-        student_channels=student.feature_channels,
-        teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
-        num_classes=data.dataset_info(config.dataset).num_classes,
-        feature_positions=feature_positions(student, test[0][0]),
-        **dict(config.params),
-    )
+    student = _network(config.model, config.dataset, config.seed, config.options, config.precision)
+    with built_in(config.precision):
+        method = build_method(
+            config.method,
+            student_channels=student.feature_channels,
+            teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
+            num_classes=data.dataset_info(config.dataset).num_classes,
+            feature_positions=feature_positions(student, test[0][0]),
+            **dict(config.params),
+        )
     fresh = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / "config.json", json.dumps(config.as_dict(), indent=2))

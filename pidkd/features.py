@@ -21,11 +21,15 @@ BATCH_SIZE = 512
 def model_outputs(
     model: nn.Module, dataset: Dataset, device: torch.device, workers: int = 0
 ) -> Iterator[tuple[Any, Tensor]]:
-    """(what ``model`` returns, labels) for each batch of ``dataset`` in order, in eval and inference mode."""
+    """(what ``model`` returns, labels) for each batch of ``dataset`` in order, in eval and inference mode.
+    Floating-point inputs are given in the dtype of the model's parameters, so a network trained in
+    float64 (precision ``fp64``) reads a float32 dataset."""
     model.eval()
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     with torch.inference_mode():
         for x, y in batches(dataset, BATCH_SIZE, shuffle=False, num_workers=workers, pin_memory=True):
-            yield model(x.to(device, non_blocking=True)), y
+            x = x.to(device, dtype if x.is_floating_point() else None, non_blocking=True)
+            yield model(x), y
 
 
 def representations(

@@ -392,10 +392,12 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, **options: ob
 
 def feature_positions(model: nn.Module, example: Tensor) -> tuple[int, ...]:
     """The positions (H * W, or L) of each distilled feature of ``model`` on inputs shaped like
-    ``example`` (one input), from a forward pass in eval mode that changes nothing."""
+    ``example`` (one input, given in the dtype of the model's parameters), from a forward pass in eval
+    mode that changes nothing."""
     training = model.training
+    parameter = next(model.parameters())
     with torch.no_grad():
-        _, features = model.eval()(example[None].to(next(model.parameters()).device))
+        _, features = model.eval()(example[None].to(parameter.device, parameter.dtype))
     model.train(training)
     return tuple(f[0, 0].numel() for f in features)
 

@@ -27,7 +27,11 @@ class Noise(Schema):
         """Corrupt one feature map (N, C, H, W) or sequence (N, C, L) along its first spatial axis."""
         rows = feature.shape[2]
         corrupted = max(1, round(self.fraction * rows))
-        noise = torch.randn(feature[:, :, rows - corrupted :].shape, generator=generator, device=feature.device)
+        # drawn in float32, or float64 for float64 features: float32 normal draws differ in their last bits
+        # between CPUs (vectorised kernels), which float64 training would carry
+        dtype = torch.promote_types(feature.dtype, torch.float32)
+        noise = torch.randn(feature[:, :, rows - corrupted :].shape, generator=generator, device=feature.device,
+                            dtype=dtype)
         noise = (self.sigma * noise).to(feature.dtype)
         out = feature.clone()
         bottom = out[:, :, rows - corrupted :]

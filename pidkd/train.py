@@ -76,29 +76,59 @@ class Recipe(Schema):
         )
 
 
-PRECISIONS = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
-"""Training precisions by name; ``auto`` is decided by the device (see :class:`Precision`)."""
+PRECISIONS = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None, "fp64": None}
+"""Training precisions by name, with the dtype each autocasts to (None: none); ``auto`` is decided by
+the device (see :class:`Precision`)."""
+
+
+def float_dtype(precision: str) -> torch.dtype:
+    """The dtype that the networks and inputs of a run trained in ``precision`` are held in:
+    float64 for ``fp64``, float32 for the others (mixed precision autocasts from float32)."""
+    return torch.float64 if precision == "fp64" else torch.float32
+
+
+@contextlib.contextmanager
+def built_in(precision: str) -> Iterator[None]:
+    """Networks and methods made inside start in :func:`float_dtype` of ``precision`` (torch's default
+    dtype, restored after): an fp64 run draws its initial weights in float64, where float32 draws cast
+    up would keep the last bits of the CPU's float32 kernels (vectorised ones round differently)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(float_dtype(precision))
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 @dataclass
 class Precision:
     """Mixed precision: ``auto`` is bf16 on CUDA GPUs that support it, fp16 with a gradient scaler
-    on other CUDA GPUs, and fp32 elsewhere; ``bf16`` and ``fp16`` force it on any device."""
+    on other CUDA GPUs, and fp32 elsewhere; ``bf16`` and ``fp16`` force it on any device. ``fp64``
+    is no autocast but float64 throughout (the student, the method, the teacher and every batch
+    cast to it): slow, for checks whose numbers must not depend on a CPU's float32 kernels, which
+    also needs the networks made in float64 (:func:`built_in`; :func:`pidkd.experiment.run` does)."""
 
     device: torch.device
     choice: str = "auto"
     dtype: torch.dtype | None = field(init=False)
     scaler: torch.amp.GradScaler | None = field(init=False)
+    float_dtype: torch.dtype = field(init=False)
+    """What the networks and inputs are cast to (:func:`float_dtype`)."""
 
     def __post_init__(self) -> None:
+        if self.choice == "fp64" and self.device.type == "mps":
+            raise ConfigError("precision fp64: MPS has no float64; train on cpu or cuda, or choose another precision")
         self.dtype = PRECISIONS[self.choice]
         if self.choice == "auto" and self.device.type == "cuda":
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype is torch.float16 else None
+        self.float_dtype = float_dtype(self.choice)
 
     @property
     def name(self) -> str:
-        """fp32, bf16 or fp16: what a run trains in, part of its identity (``Config.precision``)."""
+        """fp32, bf16, fp16 or fp64: what a run trains in, part of its identity (``Config.precision``)."""
+        if self.float_dtype is torch.float64:
+            return "fp64"
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -179,12 +209,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def _with_teacher_outputs(dataset: TensorDataset, teacher: nn.Module, batch_size: int) -> TensorDataset:
+def _with_teacher_outputs(
+    dataset: TensorDataset, teacher: nn.Module, batch_size: int, dtype: torch.dtype
+) -> TensorDataset:
     """Append the teacher's (clean) outputs to an unaugmented tensor dataset, computed once on
-    the dataset's device."""
+    the dataset's device from its inputs in ``dtype``."""
     x, y = dataset.tensors
     with torch.no_grad():
-        chunks = [teacher(xb) for xb in x.split(batch_size)]
+        chunks = [teacher(xb.to(dtype)) for xb in x.split(batch_size)]
     logits = torch.cat([c.logits for c in chunks])
     features = [torch.cat([c.features[i] for c in chunks]) for i in range(len(chunks[0].features))]
     return TensorDataset(x, y, logits, *features)
@@ -265,7 +297,8 @@ def fit(
 
     On CUDA a tensor dataset moves to the GPU once and is augmented there (an
     :class:`AugmentedTensors`); an unaugmented one gets the teacher's outputs computed once (unless
-    the teacher normalises each batch by its own statistics).
+    the teacher normalises each batch by its own statistics). ``speed.precision`` ``fp64`` casts the
+    student, the method, the teacher and every batch to float64 (see :class:`Precision`).
     """
     if method.needs_teacher and teacher is None:
         raise ConfigError(f"method {type(method).__name__} needs a teacher; pass teacher=...")
@@ -273,10 +306,10 @@ def fit(
         raise ConfigError(f"evaluate_every must be a positive number of epochs, not {evaluate_every}")
     device = device if isinstance(device, torch.device) else resolve_device(device)
     layout = speed.layout(device, test_set[0][0])
-    student.to(device, memory_format=layout)
-    method.to(device)
-    phases = _Phases(student, method, recipe)
     precision = Precision(device, speed.precision)
+    student.to(device, precision.float_dtype, memory_format=layout)
+    method.to(device, precision.float_dtype)
+    phases = _Phases(student, method, recipe)
     metrics: list[dict] = []
     start = 0
     if checkpoint is not None and checkpoint.exists():
@@ -294,14 +327,14 @@ def fit(
 
     use_teacher = method.needs_teacher
     if use_teacher:
-        teacher.to(device, memory_format=layout)
+        teacher.to(device, precision.float_dtype, memory_format=layout)
     forward = torch.compile(student) if speed.compile else student
     teacher_forward = torch.compile(teacher) if speed.compile and use_teacher else teacher
     augment = train_set.augment if isinstance(train_set, AugmentedTensors) else None
     if isinstance(train_set, TensorDataset) and device.type == "cuda":
         train_set = on_device(train_set, device)
     if use_teacher and isinstance(train_set, TensorDataset) and augment is None and not teacher.batch_statistics:
-        train_set = _with_teacher_outputs(train_set, teacher_forward, 512)
+        train_set = _with_teacher_outputs(train_set, teacher_forward, 512, precision.float_dtype)
     loader = batches(train_set, recipe.batch_size, shuffle=True, seed=seed, num_workers=speed.workers, pin_memory=True)
 
     snapshot: dict | None = None  # the state after the last finished epoch, until it is on disk
@@ -322,7 +355,7 @@ def fit(
             sums = _EpochSums(device)
             bar = progress_bar(loader, progress, desc=f"epoch {epoch + 1}/{epochs} {phase}", leave=False)
             for x, y, *cached in bar:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = x.to(device, precision.float_dtype, non_blocking=True), y.to(device, non_blocking=True)
                 if augment is not None:
                     x = augment(x, draws)
                 x = x.contiguous(memory_format=layout)

@@ -308,6 +308,25 @@ def test_mixed_precision_trains_through_the_loop(digits_small, precision):
         Speed(precision="fp8")
 
 
+def test_fp64_trains_every_part_in_float64(digits_small, teacher_network):
+    """fp64 casts the student, the method, the teacher and the batches (cached teacher outputs too), and
+    evaluates the float64 student on the float32 test set; MPS, without float64, is refused."""
+    train, test = digits_small
+    torch.manual_seed(0)
+    net = build_model("cnn2d-student", 10, 1)
+    teacher = Teacher(teacher_network, "noisy", Noise(fraction=0.5, sigma=1.0))
+    method = _method("vid", net, teacher)
+    rows = fit(net, method, train, test, recipe=Recipe(lr=0.05, batch_size=32), epochs=1, seed=0, teacher=teacher,
+               device="cpu", progress=False, speed=Speed(precision="fp64"))
+    parts = (net, method, teacher)
+    assert {p.dtype for part in parts for p in [*part.parameters(), *part.buffers()] if p.is_floating_point()} == {
+        torch.float64}
+    assert math.isfinite(rows[0]["train_loss"]) and 0 <= rows[0]["test_acc"] <= 1
+    assert Precision(torch.device("cpu"), "fp64").name == "fp64" and Precision(torch.device("cpu"), "fp64").dtype is None
+    with pytest.raises(ConfigError, match="MPS has no float64"):
+        Precision(torch.device("mps"), "fp64")
+
+
 FORCED_KERNELS = "ATEN_CPU_CAPABILITY" in os.environ
 
 
