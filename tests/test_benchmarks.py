@@ -46,3 +46,13 @@ def test_run_time_breaks_a_run_down_counts_its_flops_and_compares_old_and_new_bi
     start = next(i for i, line in enumerate(lines) if "bitwise equal" in line)
     compared = {line.split()[0]: line.split()[1:] for line in lines[start + 1:start + 3]}
     assert set(compared) == {"baseline", "rid"} and all(row[-1] == "yes" for row in compared.values())
+
+
+def test_batched_seeds_folds_the_seeds_into_one_network_with_the_sequential_runs_numbers():
+    args = ["--seeds", "2", "--epochs", "2", "--repeats", "1", "--precision", "fp64"]
+    done = subprocess.run([sys.executable, BENCHMARKS / "batched_seeds.py", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line.split() for line in lines if line.split()[:1] in (["0"], ["1"])]
+    assert len(rows) == 2 and all(float(row[1]) < 1e-12 and float(row[2]) == 0 for row in rows)  # loss, test accuracy
+    assert "sequential/batched" in lines[-1]
