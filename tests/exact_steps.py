@@ -29,6 +29,7 @@ COMMAND = "python tests/exact_steps.py --write"
 OVERRIDES = {
     "datasets.mnist1d.samples_per_class": 3,        # 30 training signals: two steps an epoch, the second short
     "datasets.mnist1d.validation_per_class": 5,
+    "teacher_training.samples_per_class": 5,       # the teacher sees more than its students, as in embedded
     "teacher_training.epochs": 2,
     "teacher_training.recipe.batch_size": 16,
     "student_training.epochs": 6,
