@@ -463,7 +463,7 @@ class Profile:
         self._check_epochs(dataset)
         entry, training = self._entry(dataset), self._training(dataset, "teacher_training")
         return self._run(dataset, entry.teacher_model, entry.teacher_options, training, training.recipe, seed,
-                         samples_per_class=training.samples_per_class or entry.samples_per_class)
+                         samples_per_class=training.samples_per_class)
 
     def teacher(self, dataset: str, kind: str, seed: int) -> TeacherConfig:
         """The teacher of kind ``kind`` and seed ``seed`` of ``dataset`` (trained, or initialised,
@@ -512,13 +512,14 @@ class Profile:
         )
 
     def _run(self, dataset: str, model: str, options: Mapping[str, Any], training: TeacherTraining | StudentTraining,
-             recipe: Recipe, seed: int, **rest: Any) -> Config:
-        """The Config of a run of ``model`` on ``dataset``: what teachers' and students' runs share."""
+             recipe: Recipe, seed: int, samples_per_class: int | None = None, **rest: Any) -> Config:
+        """The Config of a run of ``model`` on ``dataset``: what teachers' and students' runs share
+        (a run's own ``samples_per_class``, else the dataset's)."""
         entry = self._entry(dataset)
         return Config(profile=self.name, dataset=dataset, model=model, seed=seed, epochs=training.epochs,
-                      recipe=recipe, options=_items(options), validation_per_class=entry.validation_per_class,
-                      augment=entry.augment, evaluate_every=training.evaluate_every,
-                      **{"samples_per_class": entry.samples_per_class, **rest})
+                      recipe=recipe, options=_items(options), samples_per_class=samples_per_class or entry.samples_per_class,
+                      validation_per_class=entry.validation_per_class, augment=entry.augment,
+                      evaluate_every=training.evaluate_every, **rest)
 
     def grid(self) -> list[Config]:
         """Every run of the grid (datasets x teachers x methods x seeds), each once."""

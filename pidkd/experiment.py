@@ -244,9 +244,9 @@ _kept: tuple[tuple[Any, ...], _Workers] | None = None
 def processes(jobs: int) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``jobs`` training processes, kept while the jobs and the environment stay the
     same: a worker takes seconds to start (it imports torch) and a notebook asks for a pool at
-    every grid, while a worker reads the environment once ($PIDKD_RESULTS, $PIDKD_THREADS, ...). Runs seed all they draw, so a worker
-    trains a run exactly as a fresh one would. A failure or an interrupt cancels the queued work
-    and drops the pool."""
+    every grid, while a worker reads the environment once ($PIDKD_RESULTS, $PIDKD_THREADS, ...).
+    Runs seed all they draw, so a worker trains a run exactly as a fresh one would. A failure or
+    an interrupt cancels the queued work and drops the pool."""
     global _kept
     wanted = (jobs, tuple(sorted(os.environ.items())))
     if _kept is not None and _kept[0] != wanted:
