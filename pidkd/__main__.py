@@ -18,7 +18,7 @@ import yaml
 
 from . import data, experiment, gpucheck, results
 from .config import Config, Profile, profile_name
-from .errors import PidkdError, RunInterrupted
+from .errors import ConfigError, PidkdError, RunInterrupted
 from .schema import validate
 from .storage import claim_results, data_root, results_root
 from .train import PRECISIONS, Speed, resolve_device
@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     grids = sweep.add_mutually_exclusive_group()
     grids.add_argument("--noise", action="store_true", help="the noise sweep instead of the main grid")
     grids.add_argument("--weights", action="store_true", help="the weight sweep instead of the main grid")
+    grids.add_argument("--choices", action="store_true", help="the map of choices (each variation) instead")
+    grids.add_argument("--doubling", action="store_true", help="the grid at twice the epochs instead")
     sweep.add_argument("--launch", choices=LAUNCHERS, help="run the pending runs; without it, only list")
     sweep.add_argument("--jobs", type=_at_least(1), default=2, help="local processes (--launch processes)")
     sweep.add_argument("--slurm-partition", default=None)
@@ -188,13 +190,20 @@ def _sweep(args: argparse.Namespace) -> None:
     profile = Profile.load(args.profile, dict(args.set))
     resolve_device(args.device)
     claim_results(results_root(args.results) / profile.name, profile.source, write=args.launch is not None)
-    configs = profile.noise_grid() if args.noise else profile.weight_grid() if args.weights else profile.grid()
-    configs = [experiment.in_precision(c, args.device, _speed(args)) for c in configs]
+    variations = ([(v, v.set) for v in profile.spec.choices.values()] if args.choices else
+                  [(profile.spec.doubling, profile.doubled())] if args.doubling and profile.spec.doubling else [])
+    if (args.choices or args.doubling) and not variations:
+        raise ConfigError(f"profile {profile.name!r} has no {'choices' if args.choices else 'doubling'} section")
+    grid = profile.noise_grid() if args.noise else profile.weight_grid() if args.weights else profile.grid()
+    listed = [(c, [*args.set, *sets.items()]) for runs, sets in variations for c in profile.runs(runs, sets)] or [
+        (c, args.set) for c in grid]
+    listed = [(experiment.in_precision(c, args.device, _speed(args)), sets) for c, sets in listed]
+    configs = [c for c, _ in listed]
     if args.launch is None:
-        teachers = {c.teacher.training: True for c in configs if c.teacher and c.teacher.training}
-        for config, is_teacher in [*teachers.items(), *((c, False) for c in configs)]:
+        teachers = {c.teacher.training: args.set for c in configs if c.teacher and c.teacher.training}
+        for config, sets, is_teacher in [*((t, s, True) for t, s in teachers.items()), *((c, s, False) for c, s in listed)]:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
-            print(f"{status} {config.key}  {_command(config, args.profile, args.set, is_teacher)}")
+            print(f"{status} {config.key}  {_command(config, args.profile, sets, is_teacher)}")
         return
     for dataset in sorted({c.dataset for c in configs}):  # once here, not in every job at the same time
         data.download(dataset, data_root())

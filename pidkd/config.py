@@ -256,11 +256,33 @@ class NoiseSweep(Schema):
 
 class WeightSweep(Schema):
     """The distillation-weight sweep: each method's ``weights`` under each of ``teachers`` for every
-    dataset and seed of the grid; the main grid then uses the weights chosen on validation with the
-    trained teacher (:meth:`Profile.with_weights`)."""
+    dataset of the grid, beside the baselines (weight 0), on every seed of the grid but where
+    ``seeds`` names fewer for a teacher kind. The weights the claims are judged at get every seed:
+    the profile's own (chosen on validation with the trained teacher), the ``paper``'s, and the
+    ``equal_gain`` ones (a method's weight whose trained-teacher validation gain is nearest RID's at
+    its weight; notebook 4's rule)."""
 
     weights: dict[MethodName, tuple[NonNegativeFloat, ...]]
     teachers: tuple[TeacherKind, ...] = ("trained", "untrained")
+    seeds: dict[TeacherKind, tuple[NonNegativeInt, ...]] = {}
+    paper: dict[MethodName, NonNegativeFloat] = {}
+    equal_gain: dict[MethodName, NonNegativeFloat] = {}
+
+
+class Runs(Schema):
+    """Some of the grid's runs: its datasets and these ``teachers``, ``methods`` and ``seeds`` (each
+    None: the grid's; seeds the profile does not have are left out)."""
+
+    teachers: tuple[TeacherKind, ...] | None = None
+    methods: tuple[MethodName, ...] | None = None
+    seeds: tuple[NonNegativeInt, ...] | None = None
+
+
+class Variation(Runs):
+    """Runs of the profile with the entries ``set`` (dotted keys, as ``--set``) changed. Runs that
+    the change leaves as they were are the main grid's own (their keys are the same)."""
+
+    set: dict[str, Any] = Field(min_length=1)
 
 
 class Grid(Schema):
@@ -286,6 +308,10 @@ class ProfileSpec(Schema):
     trust: TrustStudy = TrustStudy()
     noise_sweep: NoiseSweep | None = None
     weight_sweep: WeightSweep | None = None
+    choices: dict[str, Variation] = {}
+    """The map of choices: each named variation of the main setting, one choice at a time (notebook 7)."""
+    doubling: Runs | None = None
+    """The convergence check: these runs at twice the epochs (:meth:`Profile.doubled`; notebook 4)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ProfileSpec:
@@ -533,15 +559,67 @@ class Profile:
 
     def weight_grid(self) -> list[Config]:
         """The weight sweep: each of its methods at each of its weights under each of its teachers,
-        for every dataset and seed of the grid, and the baselines beside them."""
+        for every dataset of the grid on the sweep's seeds (every seed at the weights the claims
+        use: :meth:`claim_weights`), and the baselines beside them."""
         sweep = self.spec.weight_sweep
         if sweep is None:
             raise ConfigError(f"profile {self.name!r} has no weight_sweep section")
         configs = [self.config(d, "trained", "baseline", s) for d, s in itertools.product(self.datasets, self.seeds)]
         for method, weights in sweep.weights.items():
-            for weight, dataset, teacher, seed in itertools.product(weights, self.datasets, sweep.teachers, self.seeds):
-                configs.append(self.with_weights({method: weight}).config(dataset, teacher, method, seed))
+            for weight, dataset, teacher in itertools.product(weights, self.datasets, sweep.teachers):
+                claimed = any(w.get(method) == weight for w in self.claim_weights().values())
+                for seed in self.seeds if claimed else self._some(sweep.seeds.get(teacher)):
+                    configs.append(self.with_weights({method: weight}).config(dataset, teacher, method, seed))
         return unique(configs)
+
+    def claim_weights(self) -> dict[str, dict[str, float]]:
+        """The weights the claims are judged at, by name: ``chosen`` (the profile's own), and where
+        the weight sweep names them, the ``paper's`` and those at ``equal gain`` (the rest chosen)."""
+        chosen = {method: self.config(self.datasets[0], "trained", method, self.seeds[0]).params
+                  for method in ("vid", "rid")}
+        weights = {"chosen": {method: dict(params)["weight"] for method, params in chosen.items()}}
+        sweep = self.spec.weight_sweep
+        for name, named in (("paper's", sweep.paper if sweep else {}), ("equal gain", sweep.equal_gain if sweep else {})):
+            if named:
+                weights[name] = {**weights["chosen"], **named}
+        return weights
+
+    def varied(self, settings: Mapping[str, Any]) -> Profile:
+        """This profile with the dotted-key ``settings`` changed (as :meth:`load`'s overrides), checked in
+        full; its name, and so its results folder, stay."""
+        raw = self.spec.model_dump(exclude_unset=True)
+        for dotted, value in settings.items():
+            _set(raw, dotted, value)
+        varied = dataclasses.replace(self, spec=validate(ProfileSpec, raw, f"profile {self.name!r} with {dict(settings)}"))
+        for dataset in varied.datasets:
+            varied._check_epochs(dataset)
+        return varied
+
+    def runs(self, runs: Runs, settings: Mapping[str, Any] | None = None) -> list[Config]:
+        """The grid's datasets x ``runs``' teachers x methods x seeds, with ``settings`` changed
+        (:meth:`varied`); a variation's runs are ``profile.runs(variation, variation.set)``."""
+        varied, grid = self.varied(settings) if settings else self, self.spec.grid
+        points = itertools.product(grid.datasets, runs.teachers or grid.teachers, runs.methods or grid.methods,
+                                   self._some(runs.seeds))
+        return unique(varied.config(*point) for point in points)
+
+    def _some(self, seeds: tuple[int, ...] | None) -> tuple[int, ...]:
+        """Those of ``seeds`` the profile has (a notebook may run fewer seeds), else all of its own."""
+        return tuple(seed for seed in seeds or () if seed in self.seeds) or self.seeds
+
+    def doubled(self) -> dict[str, Any]:
+        """The settings that train the students twice as long on the same schedule stretched: each
+        dataset's epochs and every milestone its student recipes set, doubled."""
+        settings = {}
+        for dataset in self.datasets:
+            training, where = self._training(dataset, "student_training"), f"datasets.{dataset}.student_training"
+            settings[f"{where}.epochs"] = 2 * training.epochs
+            settings[f"{where}.recipe.milestones"] = [2 * m for m in training.recipe.milestones]
+            patches = {"distillation": training.distillation, **{f"method_recipes.{m}": r for m, r in training.method_recipes.items()}}
+            for name, recipe in patches.items():
+                if "milestones" in recipe.model_fields_set:
+                    settings[f"{where}.{name}.milestones"] = [2 * m for m in recipe.milestones]
+        return settings
 
     def noise_grid(self) -> list[Config]:
         """The noise sweep: its methods under noisy teachers of each sigma, for every dataset and

@@ -148,7 +148,7 @@ def test_list_reports_a_damaged_run_folder_and_goes_on(results, capsys, caplog):
     assert f"skipped damaged run folder {folders[0]}" in caplog.text and "delete it to run it again" in caplog.text
 
 
-@pytest.mark.parametrize("grid", ["--weights", "--noise"])
+@pytest.mark.parametrize("grid", ["--weights", "--noise", "--choices", "--doubling"])
 def test_every_listed_command_of_a_sweep_trains_the_listed_run(grid, results, capsys):
     overrides = ["--set", "weight_sweep={weights: {vid: [1, 30]}}"]
     assert main(["sweep", grid, *overrides]) == 0

@@ -6,7 +6,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pidkd.config import Profile, ProfileSpec, profile_names
+from pidkd.config import Profile, ProfileSpec, Variation, profile_names
 from pidkd.errors import ConfigError
 from pidkd.methods import METHODS
 
@@ -237,3 +237,35 @@ def test_chosen_weights_replace_the_profiles_and_share_the_sweeps_runs():
     assert chosen.config("mnist1d", "trained", "rid", 0) == profile.config("mnist1d", "trained", "rid", 0)
     with pytest.raises(ConfigError, match="has no weight_sweep section"):
         Profile.load("paper").weight_grid()
+
+
+def test_the_weight_sweep_runs_fewer_seeds_where_it_says_but_every_seed_at_the_weights_the_claims_use():
+    profile = Profile.load("embedded", {"weight_sweep": {"weights": {"vid": [1, 100], "rid": [3, 10]}, "seeds": {"untrained": [0, 9]},
+                                                         "paper": {"rid": 10}}})
+    points = {(c.method, c.teacher_kind, dict(c.params).get("weight"), c.seed) for c in profile.weight_grid()}
+    seeds = lambda method, teacher, weight: sorted(s for m, t, w, s in points if (m, t, w) == (method, teacher, weight))  # noqa: E731
+    assert seeds("vid", "untrained", 1.0) == [0]  # seed 9 is not the profile's
+    assert seeds("vid", "trained", 1.0) == [0, 1, 2, 3, 4]
+    assert seeds("vid", "untrained", 100.0) == seeds("rid", "untrained", 3.0) == seeds("rid", "untrained", 10.0) == [0, 1, 2, 3, 4]
+    assert profile.claim_weights() == {"chosen": {"vid": 100.0, "rid": 3.0}, "paper's": {"vid": 100.0, "rid": 10.0}}
+
+
+def test_a_variation_changes_only_the_runs_it_touches_and_keeps_its_seeds_to_the_profiles():
+    profile = Profile.load("embedded", {"seeds": [0, 1]})
+    variation = Variation(set={"methods.rid.head": "pooled"}, teachers=("untrained",), methods=("baseline", "rid"), seeds=(1, 7))
+    runs = profile.runs(variation, variation.set)
+    grid = {c.key for c in profile.grid()}
+    assert [(c.method, c.seed) for c in runs] == [("baseline", 1), ("rid", 1)]
+    assert runs[0].key in grid and runs[1].key not in grid and dict(runs[1].params)["head"] == "pooled"
+    with pytest.raises(ConfigError, match="methods.rid.head"):
+        profile.varied({"methods.rid.head": "round"})
+
+
+def test_doubling_doubles_the_epochs_and_every_milestone_a_recipe_sets():
+    profile = Profile.load("embedded", {"student_training.method_recipes.rid.milestones": [30]})
+    doubled = profile.varied(profile.doubled())
+    for method, milestones in (("vid", (80, 106)), ("rid", (60,))):
+        once, twice = profile.config("mnist1d", "trained", method, 0), doubled.config("mnist1d", "trained", method, 0)
+        assert (twice.epochs, twice.recipe.milestones) == (2 * once.epochs, milestones)
+        assert twice.recipe.filter_lr == once.recipe.filter_lr and twice.pid_epochs == once.pid_epochs
+    assert doubled.teacher_training("mnist1d", 0) == profile.teacher_training("mnist1d", 0)
