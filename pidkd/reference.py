@@ -162,13 +162,17 @@ class Choice:
 
 def check_choice(stats: pd.DataFrame, committed: dict[str, float], what: str = "weight") -> Choice:
     """``stats``: mean, std and count per (method, option), higher is better; ``committed``: the
-    option the profile uses for each method. A committed option that is not the best here agrees
+    option the profile uses for each method (one that is not among ``stats``' options disagrees). A committed option that is not the best here agrees
     when the best leads it by less than the critical number of standard errors of a
     between-machine difference of the two gaps' means."""
     lines, agrees = [], True
     for method, option in committed.items():
         rows = stats.loc[method]
         best = rows["mean"].idxmax()
+        if option not in rows.index:
+            agrees = False
+            lines.append(f"{method}: the committed {what} {option:g} is not among the candidates here; the best is {best:g}")
+            continue
         if option == best:
             lines.append(f"{method}: the committed {what} {option:g} is the best here")
             continue

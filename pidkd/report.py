@@ -2,7 +2,6 @@
 ``results/<profile>/figures`` (PNG and PDF) and ``results/<profile>/tables`` (CSV and Markdown)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from .claims import interval
+from .protocol import weight_of
 
 TEACHER_ORDER = ["trained", "untrained", "noisy"]
 METHOD_ORDER = ["baseline", "kd", "vid", "rid", "ted"]
@@ -230,24 +230,6 @@ def pid_table(pid: pd.DataFrame, epoch: int) -> pd.DataFrame:
     return real.join(control).round(4)
 
 
-def weight_of(runs: pd.DataFrame) -> pd.Series:
-    """Each row's distillation weight, read from its run's params (NaN for the baseline)."""
-    return runs["params"].map(lambda params: json.loads(params).get("weight", float("nan")))
-
-
-def choose_weights(sweep: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
-    """The weight of each swept method with the best mean final validation accuracy under the
-    trained teacher, and what it was chosen from: mean, seed std and count (percent) per method
-    and weight. Only trained-teacher validation numbers are read: the untrained and noisy outcomes
-    and the test split never choose anything."""
-    final = final_percent(sweep)
-    trained = final[(final["teacher"] == "trained") & (final["method"] != "baseline")]
-    trained = trained.assign(weight=weight_of(trained), val_acc=100 * trained["val_acc"])
-    stats = trained.groupby(["method", "weight"])["val_acc"].agg(["mean", "std", "count"])
-    best = stats["mean"].groupby(level="method").idxmax()
-    return {method: float(weight) for method, weight in best}, stats
-
-
 def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -> plt.Figure:
     """Final test accuracy against distillation weight, a panel per teacher kind, a line per method
     with its 95% confidence band over seeds; the baseline as a band; chosen weights marked."""
@@ -268,39 +250,40 @@ def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -
     return fig
 
 
+def trade_off_figure(table: pd.DataFrame, marked: dict[str, dict[str, float]] | None = None) -> plt.Figure:
+    """Each method's trade-off (:func:`pidkd.protocol.trade_off`): its gain under the trained teacher
+    against its change under the untrained one, a point per weight (labelled) with 95% intervals on
+    both axes, joined from weight 0, the baseline at the origin; the ``marked`` weights (by name)
+    ringed."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    palette = dict(zip(METHOD_ORDER, sns.color_palette()))
+    for method, rows in table.groupby(level="method", sort=False):
+        x, y = rows["trained gain"], rows["untrained change"]
+        ax.errorbar(x["mean"], y["mean"], xerr=[x["mean"] - x["low"], x["high"] - x["mean"]],
+                    yerr=[y["mean"] - y["low"], y["high"] - y["mean"]], fmt="o", color=palette[method], capsize=2,
+                    label=method.upper())
+        ax.plot([0, *x["mean"]], [0, *y["mean"]], color=palette[method], lw=1)
+        for weight, (gx, gy) in zip(rows.index.get_level_values("weight"), zip(x["mean"], y["mean"])):
+            ax.annotate(f"{weight:g}", (gx, gy), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for name, weights in (marked or {}).items():
+            if (method, weights.get(method)) in rows.index:
+                point = rows.loc[(method, weights[method])]
+                ax.scatter(point[("trained gain", "mean")], point[("untrained change", "mean")], s=160,
+                           facecolors="none", edgecolors="gray", lw=1)
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.axvline(0, color="gray", lw=0.6)
+    ax.scatter([0], [0], color="black", zorder=3, label="baseline (weight 0)")
+    ax.set(xlabel="gain under the trained teacher (test points)", ylabel="change under the untrained teacher (test points)",
+           title="each method's trade-off, by weight (rings: the weights the claims use)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def interval_of(values: pd.Series) -> tuple[float, float]:
     """The 95% t-interval of the mean of ``values``."""
     found = interval(values)
     return found.low, found.high
-
-
-PLATEAU_POINTS = 0.5
-"""The embedded protocol's plateau criterion: a run has finished training when its last tenth of
-epochs adds less than this many validation points over the tenth before (docs/selection/)."""
-
-
-def plateau_gain(curve: pd.Series, fraction: float = 0.1) -> float:
-    """What a run still gained at its end: the mean validation accuracy (points) of its last
-    ``fraction`` of epochs minus that of the ``fraction`` before; ``curve`` is indexed by epoch, the
-    last one evaluated (NaN epochs are left out)."""
-    epoch, epochs = curve.index.to_series(), curve.index.max()
-    width = max(1, round(fraction * epochs))
-    last = curve[epoch > epochs - width].mean()
-    before = curve[(epoch > epochs - 2 * width) & (epoch <= epochs - width)].mean()
-    return 100 * (last - before)
-
-
-def plateau_gains(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """:func:`plateau_gain` of every run (dataset, teacher, method, seed)."""
-    gains = runs.groupby(["dataset", "teacher", "method", "seed"]).apply(
-        lambda run: plateau_gain(run.set_index("epoch")["val_acc"], fraction), include_groups=False)
-    return gains.rename("gain").reset_index()
-
-
-def plateau(runs: pd.DataFrame, fraction: float = 0.1) -> pd.DataFrame:
-    """:func:`plateau_gains` per teacher and method: the mean and the largest over seeds."""
-    gains = plateau_gains(runs, fraction)
-    return gains.groupby(["dataset", "teacher", "method"])["gain"].agg(["mean", "max", "count"]).round(2)
 
 
 PID_ROWS = {"uni_t": "Uni(Y:T\\S)", "red": "Red(Y:T,S)", "mi_s": "I(Y;S)", "mi_t": "I(Y;T)"}

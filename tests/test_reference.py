@@ -84,3 +84,5 @@ def test_a_committed_choice_agrees_when_it_is_best_or_within_the_seed_noise_of_t
     assert near.agrees and "within its tolerance" in repr(near)
     far = reference.check_choice(stats, {"vid": 1.0})
     assert not far.agrees and "the best weight here is 100, not the committed 1" in repr(far)
+    missing = reference.check_choice(stats.drop(("vid", 1.0)), {"vid": 1.0})  # e.g. it changes nothing measurable here
+    assert not missing.agrees and "not among the candidates here; the best is 100" in repr(missing)

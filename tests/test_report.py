@@ -60,38 +60,6 @@ def test_figures_and_tables_are_saved_in_both_formats(tmp_path):
     assert "± 0.4" in (tmp_path / "tables" / "accuracy.md").read_text()
 
 
-def _sweep() -> pd.DataFrame:
-    """Final validation and test accuracy of VID and RID at three weights under two teachers; the
-    untrained numbers favour other weights than the trained ones, which must not matter."""
-    rows = []
-    for (teacher, method, weight), seed in itertools.product(
-            itertools.product(("trained", "untrained"), ("vid", "rid"), (1.0, 10.0, 100.0)), SEEDS):
-        best = {"vid": 10.0, "rid": 100.0}[method] if teacher == "trained" else 1.0
-        acc = 0.95 if weight == best else 0.90
-        rows.append({"teacher": teacher, "method": method, "seed": seed, "epoch": 2, "key": f"{teacher}{method}{weight}{seed}",
-                     "params": json.dumps({"weight": weight}), "val_acc": acc, "test_acc": 1.0 - acc})
-    for seed in SEEDS:
-        rows.append({"teacher": "none", "method": "baseline", "seed": seed, "epoch": 2, "key": f"b{seed}", "params": "{}",
-                     "val_acc": 0.9, "test_acc": 0.9})
-    return pd.DataFrame(rows)
-
-
-def test_weights_are_chosen_on_validation_with_the_trained_teacher_only():
-    chosen, stats = report.choose_weights(_sweep())
-    assert chosen == {"vid": 10.0, "rid": 100.0}  # not the untrained teacher's favourite, not the test split's
-    assert stats.loc[("vid", 10.0), "mean"] == pytest.approx(95.0) and stats.loc[("vid", 10.0), "count"] == 3
-    paths = report.save_figure(report.weight_curves(_sweep(), chosen), "weights", Path("/tmp/pidkd-test-report"))
-    assert all(p.stat().st_size > 0 for p in paths)
-
-
-def test_plateau_is_the_gain_of_the_last_tenth_of_epochs_over_the_tenth_before():
-    rows = [{"dataset": "d", "teacher": "none", "method": "baseline", "seed": s, "epoch": e,
-             "val_acc": min(e, 18) / 20 + 0.01 * s} for s in SEEDS for e in range(1, 21)]
-    table = report.plateau(pd.DataFrame(rows))
-    # epochs 19-20 give 0.9 and 0.9, epochs 17-18 give 0.85 and 0.9: a gain of 2.5 points for every seed
-    assert table.loc[("d", "none", "baseline")].tolist() == [2.5, 2.5, 3]
-
-
 def test_the_pid_figure_has_the_authors_rows_and_a_column_per_method():
     rows = [{"teacher": t, "method": m, "seed": s, "epoch": e, "control": c, "red": 0.5, "uni_t": 0.2, "mi_s": 0.7, "mi_t": 0.7}
             for t, m, s, e, c in itertools.product(("trained", "untrained"), ("baseline", "vid"), SEEDS, (1, 2), (False, True))]

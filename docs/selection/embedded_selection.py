@@ -41,7 +41,7 @@ import torch
 from pidkd.data import load_dataset
 from pidkd.methods import build_method
 from pidkd.models import build_model
-from pidkd.report import PLATEAU_POINTS, plateau_gain  # condition 1, and the statistic it is about
+from pidkd.protocol import PLATEAU_POINTS, plateau_gain  # condition 1, and the statistic it is about
 from pidkd.teachers import Teacher
 from pidkd.storage import load_checkpoint, save_atomic
 from pidkd.train import Recipe, fit, resolve_device
