@@ -38,8 +38,8 @@ def _pid(untrained_red: float = 0.02, vid_ts: float = 0.8, rid_ts: float = 0.3, 
     return pd.DataFrame(rows)
 
 
-def _teachers(untrained: float = 0.03) -> pd.DataFrame:
-    return pd.DataFrame([{"kind": k, "seed": s, "control": c, "mi": (0.02 if c else (untrained if k == "untrained" else 1.0)) + 0.005 * JITTER[s]}
+def _teachers(untrained: float = 0.03, trained: float = 1.0) -> pd.DataFrame:
+    return pd.DataFrame([{"kind": k, "seed": s, "control": c, "mi": (0.02 if c else (untrained if k == "untrained" else trained)) + 0.005 * JITTER[s]}
                          for k, s, c in itertools.product(("trained", "untrained"), SEEDS, (False, True))])
 
 
@@ -52,7 +52,7 @@ def test_the_interval_is_students_t_over_seeds():
 
 def test_every_claim_holds_on_results_shaped_like_the_papers():
     found = claims.claims(_final(PAPER_LIKE), _noise(vid=(80.0, 60.0), rid=(80.0, 79.0)), _pid(), _teachers())
-    assert list(found.drop_duplicates("claim")["claim"]) == list("abcde")
+    assert list(found.drop_duplicates("claim")["claim"]) == list("abcdef")
     assert (found["verdict"] == claims.HOLDS).all(), found[["part", "part_verdict"]]
     assert found.iloc[0]["mean"] == pytest.approx(9.0)
 
@@ -88,3 +88,18 @@ def test_a_claim_whose_runs_the_profile_lacks_is_not_run():
     found = claims.claims(_final(without_rid), None, _pid(), _teachers()).drop_duplicates("claim").set_index("claim")
     assert found.loc["d", "verdict"] == claims.NOT_RUN and found.loc["b", "verdict"] == claims.HOLDS
     assert found.loc["a", "verdict"] == claims.NOT_RUN  # VID's part holds, RID's is not run
+
+
+def test_next_to_nothing_is_judged_against_a_tenth_of_what_the_trained_teacher_holds():
+    """0.15 bits above shuffled labels is next to nothing beside a trained teacher's 2 bits, not beside 1 bit."""
+    found = {trained: claims.claims(_final(PAPER_LIKE), None, _pid(), _teachers(0.17, trained)).set_index("claim")
+             for trained in (2.02, 1.02)}
+    assert found[2.02].loc["e", "verdict"] == claims.HOLDS and found[1.02].loc["e", "verdict"] == claims.CONTRADICTED
+    assert found[2.02].loc["e", "mean"] == pytest.approx(0.15 - 0.2)
+
+
+def test_the_premise_and_the_explanation_are_judged_apart_and_claims_can_be_chosen():
+    found = claims.claims(_final(PAPER_LIKE), None, _pid(vid_ts=0.1), _teachers())
+    verdicts = found.drop_duplicates("claim").set_index("claim")["verdict"]
+    assert verdicts["e"] == claims.HOLDS and verdicts["f"] == claims.CONTRADICTED  # VID's I(T;S) below RID's
+    assert list(claims.claims(_final(PAPER_LIKE), which="abc").drop_duplicates("claim")["claim"]) == list("abc")
