@@ -3,6 +3,7 @@
     python benchmarks/run_time.py                               # every method, the embedded setting
     python benchmarks/run_time.py --methods vid rid --compare   # and old against new, bitwise checked
     python benchmarks/run_time.py --flops                       # and the share of the core's rate reached
+    python benchmarks/run_time.py --flops --study results/embedded/runs.csv   # and the whole study's share
 
 Each method trains the embedded nets (``--teacher`` -> ``--student``, post-activation) on
 ``--samples-per-class`` MNIST-1D examples a class with the embedded recipe (SGD 0.05, x0.2 at
@@ -17,7 +18,10 @@ checkpoints at most once a minute), reports the ratio of their wall times, and c
 two give bitwise-equal students. ``--flops`` counts each run's floating-point operations (those of
 matrix products and convolutions, forward and backward, evaluation included: torch's
 ``FlopCounterMode``) and sets its rate, operations over wall seconds, against what one thread's
-float32 matrix products reach in the same process: the share of the core a run uses.
+float32 matrix products reach in the same process: the share of the core a run uses. ``--study``
+also measures a teacher's training the same way (two epochs of the embedded teacher's recipe on
+its 680 signals a class) and weighs each kind of run's share by the training seconds the study's
+runs of that kind took (``runs.csv``): the share of the cores the study's training used.
 
 The teacher is trained for a few epochs first: speed does not depend on its weights, and no
 accuracy is printed.
@@ -142,11 +146,29 @@ def matmul_rate(size: int = 512, repeats: int = 40) -> float:
     return 2 * size ** 3 * repeats / min(timings)
 
 
-def counted(method_name: str, args, splits, teacher: Teacher) -> int:
-    """The floating-point operations of one run (matrix products and convolutions)."""
-    with FlopCounterMode(display=False) as counter:
-        one_run(method_name, args, splits, teacher, old=args.old)
-    return counter.get_total_flops()
+def teacher_run(args) -> float:
+    """Wall seconds of two epochs of the embedded teacher's training (Adam 0.001, 680 signals a class)."""
+    train = load_dataset("mnist1d", split="train", samples_per_class=680, validation_per_class=args.validation_per_class)
+    torch.manual_seed(0)
+    network = build_model(args.teacher, 10, 1, block="post")
+    baseline = build_method("baseline", student_channels=network.feature_channels,
+                            teacher_channels=network.feature_channels, num_classes=10)
+    began = time.perf_counter()
+    fit(network, baseline, train, train, recipe=Recipe(optimizer="adam", lr=0.001, weight_decay=0.0),
+        epochs=2, seed=0, device="cpu", progress=False, evaluate_every=2)
+    return time.perf_counter() - began
+
+
+def study_share(runs_csv: Path, shares: dict[str, float], teacher_model: str) -> tuple[float, dict[str, float]]:
+    """The study's share of the cores: each kind of run's share weighted by the training seconds the
+    study's runs of that kind took (teachers are the runs of ``teacher_model``)."""
+    import pandas as pd
+
+    runs = pd.read_csv(runs_csv)
+    kind = runs["method"].where(runs["model"] != teacher_model, "teacher")
+    seconds = runs.groupby(kind)["seconds"].sum()
+    seconds = seconds[seconds.index.isin(list(shares))]
+    return float((seconds * pd.Series(shares)).sum() / seconds.sum()), seconds.to_dict()
 
 
 def main() -> None:
@@ -162,6 +184,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="old against new, alternately, bitwise checked")
     parser.add_argument("--repeats", type=int, default=3, help="alternations per method for --compare")
     parser.add_argument("--flops", action="store_true", help="each run's rate against the core's matrix products")
+    parser.add_argument("--study", type=Path, help="with --flops: a study's runs.csv, whose share of the cores to report")
     args = parser.parse_args()
     resolve_device("cpu", threads=1)
     splits = data(args.samples_per_class, args.validation_per_class)
@@ -177,11 +200,22 @@ def main() -> None:
         peak = matmul_rate()
         print(f"\none thread's float32 matrix products (512 x 512): {peak / 1e9:.1f} GFLOP/s")
         print(f"{'method':>9} {'GFLOP':>7} {'seconds':>8} {'GFLOP/s':>8} {'share':>6}")
-        for method in args.methods:
-            seconds, _ = one_run(method, args, splits, teacher, old=args.old)
-            flops = counted(method, args, splits, teacher)
-            print(f"{method:>9} {flops / 1e9:7.1f} {seconds:8.1f} {flops / seconds / 1e9:8.2f} {flops / seconds / peak:6.1%}")
+        shares = {}
+        runs = {method: functools.partial(one_run, method, args, splits, teacher, old=args.old) for method in args.methods}
+        if args.study:
+            runs["teacher"] = functools.partial(teacher_run, args)
+        for name, run in runs.items():
+            seconds = run() if name == "teacher" else run()[0]
+            with FlopCounterMode(display=False) as counter:
+                run()
+            flops = counter.get_total_flops()
+            shares[name] = flops / seconds / peak
+            print(f"{name:>9} {flops / 1e9:7.1f} {seconds:8.1f} {flops / seconds / 1e9:8.2f} {shares[name]:6.1%}")
         print(f"(again: {matmul_rate() / 1e9:.1f} GFLOP/s)")
+        if args.study:
+            share, seconds = study_share(args.study, shares, args.teacher)
+            print(f"\nthe study's training ({args.study}: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+                  + f") reaches {share:.1%} of its cores' float32 matrix-product rate")
     if args.compare:
         print(f"\n{'method':>9} {'old s':>7} {'new s':>7} {'new/old':>8}  bitwise equal")
         for method in args.methods:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
@@ -30,9 +32,11 @@ def test_measure_speed_times_measure_and_its_bootstrap():
     assert float(rows["measure"][0]) > 0 and rows["bootstrap=20"][1] == "30"
 
 
-def test_run_time_breaks_a_run_down_counts_its_flops_and_compares_old_and_new_bitwise():
+def test_run_time_breaks_a_run_down_counts_its_flops_and_compares_old_and_new_bitwise(tmp_path):
+    study = tmp_path / "runs.csv"  # a teacher's 10 s and a baseline's 30 s (two epochs of it); RID none
+    study.write_text("model,method,seconds\nwrn1d-16-2,baseline,10\nwrn1d-10-1,baseline,20\nwrn1d-10-1,baseline,10\n")
     args = ["--methods", "baseline", "rid", "--epochs", "20", "--evaluate-every", "10", "--samples-per-class", "5",
-            "--validation-per-class", "5", "--flops", "--compare", "--repeats", "1"]
+            "--validation-per-class", "5", "--flops", "--study", str(study), "--compare", "--repeats", "1"]
     done = subprocess.run([sys.executable, BENCHMARKS / "run_time.py", *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -43,6 +47,11 @@ def test_run_time_breaks_a_run_down_counts_its_flops_and_compares_old_and_new_bi
     rates = {line.split()[0]: line.split()[1:] for line in lines[start + 1:start + 3]}
     assert set(rates) == {"baseline", "rid"} and float(rates["rid"][0]) > float(rates["baseline"][0]) > 0
     assert all(0 < float(row[3].rstrip("%")) < 100 for row in rates.values())
+    teacher = float(lines[start + 3].split()[4].rstrip("%"))
+    assert lines[start + 3].split()[0] == "teacher" and 0 < teacher < 100
+    weighted = (10 * teacher + 30 * float(rates["baseline"][3].rstrip("%"))) / 40
+    share = next(line for line in lines if line.startswith("the study's training"))
+    assert "baseline 30 s, teacher 10 s" in share and float(share.split("reaches ")[1].split("%")[0]) == pytest.approx(weighted, abs=0.1)
     start = next(i for i, line in enumerate(lines) if "bitwise equal" in line)
     compared = {line.split()[0]: line.split()[1:] for line in lines[start + 1:start + 3]}
     assert set(compared) == {"baseline", "rid"} and all(row[-1] == "yes" for row in compared.values())
