@@ -28,6 +28,10 @@ class RunInterrupted(PidkdError):
     """A run stopped by the user (Ctrl-C); its last finished epoch is saved, so rerunning resumes it."""
 
 
+class StudyCheckFailed(PidkdError):
+    """A study's number outside its tolerance of the committed reference: a change moved the study."""
+
+
 class EstimateWarning(UserWarning):
     """A measurement whose estimator bias may be a sizeable share of it: more examples or fewer clusters fix it."""
 

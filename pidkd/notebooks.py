@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import data, experiment, reference
+from . import data, effects, experiment, reference
 from .config import Config, Profile, profile_names
 from .results import Result
 from .errors import ConfigError
@@ -84,6 +84,19 @@ class Session:
     def check_claims(self, found: pd.DataFrame, table: str) -> reference.Check:
         """The same for the parts of :func:`pidkd.claims.claims`, verdicts included."""
         return self._check(reference.summarise_claims(found, table, {"points": 0.05, "bits": 0.001}))
+
+    def check_effects(self, final: pd.DataFrame) -> str:
+        """The study's paired effects (:mod:`pidkd.effects`; ``final``: the last epoch of each run, test
+        accuracy in percent) against the profile's committed many-seed reference: raises
+        StudyCheckFailed, naming the effect, its tolerance and the reference, when one fails; one line
+        otherwise, the same on every machine."""
+        path = effects.reference_file(self.profile.name)
+        if not self.as_shipped or not path.is_file():
+            return f"profile {self.profile.name} as run has no committed effects reference: nothing checked"
+        known = effects.read_reference(path)
+        checked = effects.check(effects.summary(effects.per_seed(final)), known, f"{path.name}")
+        return (f"{len(checked)} effects, each within its tolerance of the {int(known['n'].min())}-seed reference "
+                f"({path.name})")
 
     def _check(self, summary: pd.DataFrame) -> reference.Check:
         return reference.check(summary, self.profile.name if self.as_shipped else None, self.folder / "checked.csv")
