@@ -24,7 +24,7 @@ from .storage import write_atomic
 
 ALPHA = 1 / 150_000
 """The chance that a correct number fails its check: a correct run of the embedded notebooks, which
-check about 420 numbers, fails by chance about 0.3% of the time."""
+check about 450 numbers, fails by chance about 0.3% of the time."""
 
 
 COLUMNS = ["table", "row", "mean", "std", "n", "floor", "verdict", "margin"]

@@ -1,13 +1,10 @@
-"""Tables and figures from result frames, and the choice of weights, on small synthetic results."""
+"""Tables and figures from result frames, on small synthetic results."""
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 
 import matplotlib
 import pandas as pd
-import pytest
 
 from pidkd import report
 
