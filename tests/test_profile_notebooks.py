@@ -48,5 +48,7 @@ def test_every_notebook_runs_to_its_end_under_a_shrunk_paper_profile(name, stand
     tables = {p.stem for p in (folder / "tables").glob("*.csv")}
     assert {"teacher_accuracy", "final_accuracy", "pid_last_epoch", "claims", "paper_comparison"} <= tables
     assert "no weight sweep: its grid uses the weights it sets" in _outputs(tmp_path / "4_distillation.ipynb")
+    assert "has no doubling section or no validation split" in _outputs(tmp_path / "4_distillation.ipynb")
+    assert "has no choices section: no map" in _outputs(tmp_path / "7_claims.ipynb")
     claims = pd.read_csv(folder / "tables" / "claims.csv")
-    assert set(claims["claim"]) == set("abcde") and set(claims["dataset"]) == set(Profile.load(profile).datasets)
+    assert set(claims["claim"]) == set("abcdef") and set(claims["dataset"]) == set(Profile.load(profile).datasets)
