@@ -41,16 +41,16 @@ class Effect:
 
 
 BASELINE: Run = ("none", "baseline")
+COLLAPSE: Run = ("untrained", "vid")
+"""The run whose collapse claim (b) rests on: the effects of it alone are checked on one side."""
 EFFECTS: dict[str, Effect] = {
     "baseline": Effect(BASELINE),
-    **{f"{teacher} {method.upper()}": Effect((teacher, method), side="up" if (teacher, method) == ("untrained", "vid") else "both")
-       for teacher in ("trained", "untrained", "noisy") for method in ("vid", "rid")},
-    **{f"{teacher} {method.upper()} - baseline": Effect((teacher, method), BASELINE,
-                                                        side="up" if (teacher, method) == ("untrained", "vid") else "both")
+    **{f"{teacher} {method.upper()}{suffix}": Effect((teacher, method), less, "up" if (teacher, method) == COLLAPSE else "both")
+       for suffix, less in (("", None), (" - baseline", BASELINE))
        for teacher in ("trained", "untrained", "noisy") for method in ("vid", "rid")},
     "trained RID - VID": Effect(("trained", "rid"), ("trained", "vid")),
-    "untrained RID - VID": Effect(("untrained", "rid"), ("untrained", "vid")),
-    "untrained VID - trained VID": Effect(("untrained", "vid"), ("trained", "vid"), side="up"),
+    "untrained RID - VID": Effect(("untrained", "rid"), COLLAPSE),
+    "untrained VID - trained VID": Effect(COLLAPSE, ("trained", "vid"), side="up"),
     "untrained RID - trained RID": Effect(("untrained", "rid"), ("trained", "rid")),
 }
 """The effects checked, by name: 17 of them, each one the claims (a) to (d) rest on."""
@@ -60,15 +60,12 @@ def per_seed(final: pd.DataFrame) -> pd.DataFrame:
     """Every effect of every seed that has its runs: columns effect, seed, value (points). ``final``:
     the last epoch of each run, ``test_acc`` in percent, with ``teacher``, ``method`` and ``seed``."""
     accuracy = final.set_index(["teacher", "method", "seed"])["test_acc"].sort_index()
+    runs = set(accuracy.index.droplevel("seed"))
     rows = []
     for name, effect in EFFECTS.items():
-        if effect.of[:2] not in accuracy.index.droplevel("seed"):
+        if effect.of not in runs or (effect.less is not None and effect.less not in runs):
             continue
-        value = accuracy.loc[effect.of]
-        if effect.less is not None:
-            if effect.less not in accuracy.index.droplevel("seed"):
-                continue
-            value = value - accuracy.loc[effect.less]
+        value = accuracy.loc[effect.of] - (accuracy.loc[effect.less] if effect.less is not None else 0.0)
         rows += [{"effect": name, "seed": seed, "value": v} for seed, v in value.dropna().items()]
     return pd.DataFrame(rows, columns=["effect", "seed", "value"])
 
