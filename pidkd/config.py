@@ -565,9 +565,10 @@ class Profile:
         if sweep is None:
             raise ConfigError(f"profile {self.name!r} has no weight_sweep section")
         configs = [self.config(d, "trained", "baseline", s) for d, s in itertools.product(self.datasets, self.seeds)]
+        claim_weights = self.claim_weights().values()
         for method, weights in sweep.weights.items():
             for weight, dataset, teacher in itertools.product(weights, self.datasets, sweep.teachers):
-                claimed = any(w.get(method) == weight for w in self.claim_weights().values())
+                claimed = any(w.get(method) == weight for w in claim_weights)
                 for seed in self.seeds if claimed else self._some(sweep.seeds.get(teacher)):
                     configs.append(self.with_weights({method: weight}).config(dataset, teacher, method, seed))
         return unique(configs)
