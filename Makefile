@@ -44,8 +44,8 @@ figures: $(ENV)
 		out=$$nb; [ "$(PROFILE)" = embedded ] || out=results/$(PROFILE_NAME)/notebooks/$$(basename $$nb); \
 		outs="$$outs $$out"; echo "papermill $$nb -> $$out"; \
 		TQDM_DISABLE=1 $(PY) -m papermill "$$nb" "$$out" -k $(KERNEL) --cwd notebooks \
-			-p profile "$(PROFILE_ARG)" --no-progress-bar || { $(PY) -m pidkd.notebooks $$outs; exit 1; }; \
-	done; $(PY) -m pidkd.notebooks $$outs
+			-p profile "$(PROFILE_ARG)" --no-progress-bar || { $(PY) -m pidkd.study.notebooks $$outs; exit 1; }; \
+	done; $(PY) -m pidkd.study.notebooks $$outs
 
 # JupyterLab on the notebooks, with the project's kernel.
 lab: $(ENV)

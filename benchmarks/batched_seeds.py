@@ -46,12 +46,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from pidkd.data import batches
-from pidkd.features import BATCH_SIZE
-from pidkd.methods import Variance, build_method, gaussian_nll
-from pidkd.models import build_model, feature_positions
-from pidkd.teachers import Teacher
-from pidkd.train import Recipe, Speed, _with_teacher_outputs, built_in, epoch_seed, fit, float_dtype, resolve_device
+from pidkd.distill.data import batches
+from pidkd.distill.representations import BATCH_SIZE
+from pidkd.distill.methods import build_method
+from pidkd.distill.methods.base import Variance, gaussian_nll
+from pidkd.distill.models import build_model, feature_positions
+from pidkd.distill.teachers import Teacher
+from pidkd.distill.loop import _with_teacher_outputs, epoch_seed, fit
+from pidkd.distill.settings import Recipe, Speed, built_in, float_dtype, resolve_device
 from run_time import data
 
 STUDENT, TEACHER = "wrn1d-10-1", "wrn1d-16-2"

@@ -31,8 +31,8 @@ COLUMNS = ("phase", "train_loss", "test_acc")
 
 def losses() -> dict[str, list[dict]]:
     """Each run's per-epoch phase, training loss and test accuracy, by teacher and method."""
-    from pidkd import experiment
-    from pidkd.config import Profile
+    from pidkd.study import experiment
+    from pidkd.study.profiles import Profile
 
     profile = Profile.load("embedded", OVERRIDES)
     out = {}

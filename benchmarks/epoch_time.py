@@ -23,12 +23,12 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from pidkd.data import batches, load_dataset
-from pidkd.gpucheck import cifar_shaped, epoch_seconds
-from pidkd.methods import METHODS
-from pidkd.models import build_model
-from pidkd.teachers import Teacher
-from pidkd.train import PRECISIONS, Precision, Speed, resolve_device
+from pidkd.distill.data import batches, load_dataset
+from pidkd.study.gpucheck import cifar_shaped, epoch_seconds
+from pidkd.distill.methods import METHODS
+from pidkd.distill.models import build_model
+from pidkd.distill.teachers import Teacher
+from pidkd.distill.settings import PRECISIONS, Precision, Speed, resolve_device
 
 SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1", {}), "mnist1d": ("wrn1d-16-2", "wrn1d-10-1", {"block": "post"})}
 """Teacher, student and their model options for each shape."""

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import matplotlib
 
-from pidkd import report, synthetic
+from pidkd.study import report
+from pidkd import synthetic
 
 matplotlib.use("Agg")
 

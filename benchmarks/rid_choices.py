@@ -29,10 +29,11 @@ import tempfile
 
 import torch
 
-from pidkd import data, experiment
-from pidkd.config import Profile
-from pidkd.methods import FILTER, STUDENT, Outputs, build_method
-from pidkd.models import build_model, feature_positions
+from pidkd.distill import data
+from pidkd.study import experiment
+from pidkd.study.profiles import Profile
+from pidkd.distill.methods import FILTER, STUDENT, Outputs, build_method
+from pidkd.distill.models import build_model, feature_positions
 
 STUDENT_MODEL, OPTIONS = "wrn1d-10-1", {"block": "post"}
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from pidkd.methods import METHODS, build_method
-from pidkd.models import build_model, feature_positions
-from pidkd.train import Recipe, Speed, fit, resolve_device
+from pidkd.distill.methods import METHODS, build_method
+from pidkd.distill.models import build_model, feature_positions
+from pidkd.distill.loop import fit
+from pidkd.distill.settings import Recipe, Speed, resolve_device
 from run_time import METHOD_PARAMS, data, quick_teacher
 
 

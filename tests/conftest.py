@@ -6,8 +6,8 @@ import urllib.error
 import pytest
 import torch
 
-from pidkd import data
-from pidkd.models import build_model
+from pidkd.distill import data
+from pidkd.distill.models import build_model
 
 
 @pytest.fixture(scope="session")

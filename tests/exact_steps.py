@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from pidkd import experiment
-from pidkd.config import Config, Profile
-from pidkd.storage import load_checkpoint
-from pidkd.train import Speed, representations
+from pidkd.study import experiment
+from pidkd.study.profiles import Config, Profile
+from pidkd.distill.files import load_checkpoint
+from pidkd.distill.settings import Speed
+from pidkd.distill.representations import representations
 
 VALUES = Path(__file__).with_name("exact_steps.json")
 COMMAND = "python tests/exact_steps.py --write"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pidkd import data
+from pidkd.distill import data
 
 
 def _write_pickle(obj: dict, path: Path) -> None:
@@ -70,7 +70,7 @@ def write_imagenet_weights(torch_home: Path, name: str) -> Path:
     import torch
     import torchvision
 
-    from pidkd.models import resnet_weights
+    from pidkd.distill.models import resnet_weights
 
     folder = torch_home / "hub" / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,9 @@ import datetime
 import subprocess
 from pathlib import Path
 
-from pidkd import effects, experiment, report
-from pidkd.config import Profile, Runs
-from pidkd.results import runs_frame
+from pidkd.study import effects, experiment, report
+from pidkd.study.profiles import Profile, Runs
+from pidkd.study.results import runs_frame
 
 SEEDS = list(range(20))
 RUNS = Runs(teachers=("trained", "untrained", "noisy"), methods=("baseline", "vid", "rid"))

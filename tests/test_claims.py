@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pidkd import claims
+from pidkd.study import claims
 
 SEEDS = range(5)
 JITTER = (-0.4, -0.2, 0.0, 0.2, 0.4)

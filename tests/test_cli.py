@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from pidkd.__main__ import main
-from pidkd.config import Profile
-from pidkd.train import Speed
+from pidkd.study.cli import main
+from pidkd.study.profiles import Profile
+from pidkd.distill.settings import Speed
 
 
 def test_run_then_list(results, capsys):
@@ -52,7 +52,7 @@ def test_speed_flags_are_checked_and_only_the_precision_changes_the_run(results,
     assert main(["run", "--dataset", "digits", "--workers", "-1"]) == 2
     assert "speed options: workers: Input should be greater than or equal to 0 (got -1)" in capsys.readouterr().err
     seen = []
-    monkeypatch.setattr("pidkd.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
+    monkeypatch.setattr("pidkd.study.experiment.run", lambda config, **kwargs: seen.append((config, kwargs["speed"])) or 1 / 0)
     for flags in ([], ["--compile", "--workers", "8", "--no-channels-last"], ["--precision", "bf16"]):
         try:
             main(["run", "--dataset", "digits", "--method", "kd", *flags])

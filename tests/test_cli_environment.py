@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torchvision.datasets.cifar
 
-from pidkd import experiment
-from pidkd.__main__ import main
+from pidkd.study import experiment
+from pidkd.study.cli import main
 from pidkd.errors import RunInterrupted
 
 TINY = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline]}",
@@ -75,8 +75,8 @@ def test_list_reads_a_folder_it_cannot_write(results, capsys, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Read-only file system", "runs.csv.tmp")
 
-    monkeypatch.setattr("pidkd.storage.write_atomic", read_only)
-    monkeypatch.setattr("pidkd.results.write_atomic", read_only)
+    monkeypatch.setattr("pidkd.study.folders.write_atomic", read_only)
+    monkeypatch.setattr("pidkd.study.results.write_atomic", read_only)
     capsys.readouterr()
     assert main(["list"]) == 0
     assert "digits" in capsys.readouterr().out and not (results / "embedded" / "runs.csv").exists()

@@ -6,9 +6,9 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pidkd.config import Profile, ProfileSpec, Variation, profile_names
+from pidkd.study.profiles import Profile, ProfileSpec, Variation, profile_names
 from pidkd.errors import ConfigError
-from pidkd.methods import METHODS
+from pidkd.distill.methods import METHODS
 
 EMBEDDED = Profile.load("embedded")
 

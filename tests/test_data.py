@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from formats import write_cifar, write_cub
-from pidkd import data
+from pidkd.distill import data
 from pidkd.errors import ConfigError, DatasetNotFoundError
 
 

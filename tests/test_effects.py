@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pidkd import effects
+from pidkd.study import effects
 from pidkd.errors import StudyCheckFailed
 
 MEANS = {("none", "baseline"): 88.0, ("trained", "vid"): 95.0, ("trained", "rid"): 91.0, ("untrained", "vid"): 36.0,

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from pidkd import experiment, measures
-from pidkd.config import Profile, PIDSettings
+from pidkd.study import experiment, measures
+from pidkd.study.profiles import Profile, PIDSettings
 from pidkd.errors import ConfigError, RunInterrupted
-from pidkd.results import collect_runs, load_representations
+from pidkd.study.results import collect_runs, load_representations
 
 FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2, "student_training.recipe.milestones": [],
         "student_training.pid_epochs": []}

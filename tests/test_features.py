@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from pidkd.errors import ConfigError, EstimateWarning
-from pidkd.models import ResNetFeatures, build_model
-from pidkd.train import representations
+from pidkd.distill.models import ResNetFeatures, build_model
+from pidkd.distill.representations import representations
 
 CPU = torch.device("cpu")
 README = Path(__file__).resolve().parents[1] / "README.md"

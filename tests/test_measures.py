@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from pidkd import experiment, measures
-from pidkd.config import PIDSettings, Profile
+from pidkd.study import experiment, measures
+from pidkd.study.profiles import PIDSettings, Profile
 from pidkd.errors import ConfigError
 
 TINY = {

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from pidkd.errors import CheckpointError, ConfigError, WeightsNotFoundError
-from pidkd.models import build_model, count_parameters, model_names, resnet_weights
+from pidkd.distill.models import build_model, count_parameters, model_names, resnet_weights
 
 # name, options, input shape (batch 2), expected feature channels, expected feature sizes
 CASES = [

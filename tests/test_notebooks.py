@@ -9,7 +9,7 @@ import papermill
 import pytest
 
 from pidkd.errors import ConfigError
-from pidkd.notebooks import COLAB_CELL, setup, strip_timings
+from pidkd.study.notebooks import COLAB_CELL, setup, strip_timings
 
 
 def test_timings_are_stripped_and_outputs_kept(tmp_path):

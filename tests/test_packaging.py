@@ -10,7 +10,7 @@ import tomllib
 
 import yaml
 
-from pidkd.storage import CHECKOUT
+from pidkd.study.folders import CHECKOUT
 
 README = (CHECKOUT / "README.md").read_text()
 

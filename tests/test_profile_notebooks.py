@@ -10,9 +10,9 @@ import pandas as pd
 import papermill
 import pytest
 
-from pidkd.config import Profile
+from pidkd.study.profiles import Profile
 
-from pidkd.storage import CHECKOUT
+from pidkd.study.folders import CHECKOUT
 from formats import write_stand_ins
 
 NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("[0-9]*.ipynb"))

@@ -10,13 +10,14 @@ import torch
 import torchvision
 
 from formats import write_cifar, write_cub
-from pidkd import experiment
-from pidkd.__main__ import main
-from pidkd.config import PIDSettings, Profile
-from pidkd.methods import TED, rid_schedule
-from pidkd.results import load_representations
-from pidkd.models import resnet_weights
-from pidkd.train import Recipe, Speed
+from pidkd.study import experiment
+from pidkd.study.cli import main
+from pidkd.study.profiles import PIDSettings, Profile
+from pidkd.distill.methods import TED
+from pidkd.distill.methods.rid import rid_schedule
+from pidkd.study.results import load_representations
+from pidkd.distill.models import resnet_weights
+from pidkd.distill.settings import Recipe, Speed
 
 SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
              milestones=(150, 200), gamma=0.2, batch_size=128)

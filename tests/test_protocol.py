@@ -10,7 +10,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from pidkd import protocol, report
+from pidkd.study import protocol, report
 
 matplotlib.use("Agg")
 

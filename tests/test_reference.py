@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from pidkd import reference
+from pidkd.study import reference
 
 
 def _runs(shift: float = 0.0) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def test_a_profile_without_a_reference_only_records(tmp_path):
 
 
 def test_a_claim_whose_verdict_flips_fails_unless_it_was_borderline():
-    from pidkd import claims
+    from pidkd.study import claims
     from test_claims import PAPER_LIKE, _final, _noise, _pid, _teachers
 
     committed = reference.summarise_claims(claims.claims(_final(PAPER_LIKE), _noise((80.0, 60.0), (80.0, 79.0)), _pid(),

@@ -6,7 +6,7 @@ import itertools
 import matplotlib
 import pandas as pd
 
-from pidkd import report
+from pidkd.study import report
 
 matplotlib.use("Agg")
 

@@ -6,9 +6,9 @@ import torch
 from pydantic import ValidationError
 
 from pidkd.errors import ConfigError
-from pidkd import train
-from pidkd.methods import Outputs, build_method
-from pidkd.teachers import Noise, Teacher, reestimate_batchnorm
+from pidkd.distill import loop, settings
+from pidkd.distill.methods import Outputs, build_method
+from pidkd.distill.teachers import Noise, Teacher, reestimate_batchnorm
 
 
 def _generator(seed=0):
@@ -111,10 +111,10 @@ def test_the_loop_does_not_cache_a_batch_statistics_teachers_outputs(teacher_net
     def cached(*args):
         raise AssertionError("the outputs of a batch-statistics teacher were cached")
 
-    monkeypatch.setattr(train, "_with_teacher_outputs", cached)
+    monkeypatch.setattr(loop, "_with_teacher_outputs", cached)
     method = build_method("vid", student_channels=student.feature_channels,
                           teacher_channels=teacher_network.feature_channels, num_classes=10)
     teacher = Teacher(teacher_network, "untrained", batch_statistics=True)
-    rows = train.fit(student, method, *digits_small, recipe=train.Recipe(batch_size=16), epochs=1, seed=0,
+    rows = loop.fit(student, method, *digits_small, recipe=settings.Recipe(batch_size=16), epochs=1, seed=0,
                      teacher=teacher, device="cpu", progress=False)
     assert len(rows) == 1

@@ -12,14 +12,16 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch.utils.data import TensorDataset
 
-from pidkd.data import AugmentedTensors, CropFlip
+from pidkd.distill.data import AugmentedTensors, CropFlip
 from pidkd.errors import CheckpointError, ConfigError, RunInterrupted
-from pidkd.methods import build_method
-from pidkd.models import build_model
-from pidkd.schema import validate
-from pidkd.storage import load_checkpoint
-from pidkd.teachers import Noise, Teacher
-from pidkd.train import Precision, Recipe, Speed, fit, representations, resolve_device
+from pidkd.distill.methods import build_method
+from pidkd.distill.models import build_model
+from pidkd.distill.schema import validate
+from pidkd.distill.files import load_checkpoint
+from pidkd.distill.teachers import Noise, Teacher
+from pidkd.distill.loop import fit
+from pidkd.distill.settings import Precision, Recipe, Speed, resolve_device
+from pidkd.distill.representations import representations
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 
@@ -179,7 +181,7 @@ def test_a_run_resumed_after_a_crash_mid_epoch_ends_like_an_uninterrupted_one(tm
 def test_checkpoints_are_written_as_often_as_asked_and_after_the_last_epoch(tmp_path, digits_small, student, monkeypatch):
     train, test = digits_small
     written = []
-    monkeypatch.setattr("pidkd.train.save_atomic", lambda state, path: written.append(len(state["metrics"])))
+    monkeypatch.setattr("pidkd.distill.loop.save_atomic", lambda state, path: written.append(len(state["metrics"])))
     for seconds in (0, 3600):
         fit(student, _method("baseline", student), train, test, recipe=RECIPE, epochs=3, seed=0, device="cpu",
             checkpoint=tmp_path / f"{seconds}.pt", progress=False, speed=Speed(checkpoint_seconds=seconds))

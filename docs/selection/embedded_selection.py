@@ -38,13 +38,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pidkd.data import load_dataset
-from pidkd.methods import build_method
-from pidkd.models import build_model
-from pidkd.protocol import PLATEAU_POINTS, plateau_gain  # condition 1, and the statistic it is about
-from pidkd.teachers import Teacher
-from pidkd.storage import load_checkpoint, save_atomic
-from pidkd.train import Recipe, fit, resolve_device
+from pidkd.distill.data import load_dataset
+from pidkd.distill.methods import build_method
+from pidkd.distill.models import build_model
+from pidkd.study.protocol import PLATEAU_POINTS, plateau_gain  # condition 1, and the statistic it is about
+from pidkd.distill.teachers import Teacher
+from pidkd.distill.files import load_checkpoint, save_atomic
+from pidkd.distill.loop import fit
+from pidkd.distill.settings import Recipe, resolve_device
 
 HERE = Path(__file__).parent
 TABLE = HERE / "embedded_selection.csv"

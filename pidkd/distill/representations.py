@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .data import batches
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["model_outputs", "representations"]
 

@@ -18,13 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
-from .data import DATASETS
-from .errors import ConfigError, check_name
-from .methods import KD, METHODS, RID, TED, VID, Baseline
-from .pid import N_CLUSTERS, N_COMPONENTS
-from .schema import Schema, validate
-from .teachers import KINDS, Noise
-from .train import Recipe
+from ..distill.data import DATASETS
+from ..errors import ConfigError, check_name
+from ..distill.methods import KD, METHODS, RID, TED, VID, Baseline
+from ..pid import N_CLUSTERS, N_COMPONENTS
+from ..distill.schema import Schema, validate
+from ..distill.teachers import KINDS, Noise
+from ..distill.settings import Recipe
 
 Items = tuple[tuple[str, Any], ...]
 """A frozen, hashable mapping: sorted (name, value) pairs."""

@@ -18,14 +18,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from . import data
-from .config import Config, Items, TeacherConfig, randomly_initialised
-from .methods import build_method
-from .models import build_model, feature_positions
+from ..distill import data
+from .profiles import Config, Items, TeacherConfig, randomly_initialised
+from ..distill.methods import build_method
+from ..distill.models import build_model, feature_positions
 from .results import METRICS, Result, read_metrics
-from .storage import data_root, load_checkpoint, results_root, save_atomic, write_atomic
-from .teachers import Teacher, reestimate_batchnorm
-from .train import Precision, Speed, built_in, fit, float_dtype, progress_bar, representations, resolve_device
+from ..distill.files import load_checkpoint, save_atomic, write_atomic
+from .folders import data_root, results_root
+from ..distill.teachers import Teacher, reestimate_batchnorm
+from ..distill.loop import fit, progress_bar
+from ..distill.settings import Precision, Speed, built_in, float_dtype, resolve_device
+from ..distill.representations import representations
 
 log = logging.getLogger(__name__)
 

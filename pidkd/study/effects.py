@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import StudyCheckFailed
+from ..errors import StudyCheckFailed
 
 FALSE_FAILURE = 0.01
 """The chance that a correct run on another machine fails some effect's check."""

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import CheckpointError, ConfigError, WeightsNotFoundError, check_name
+from ..errors import CheckpointError, ConfigError, WeightsNotFoundError, check_name
 
 if TYPE_CHECKING:
     from torchvision import models as tvm

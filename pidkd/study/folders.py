@@ -1,15 +1,14 @@
-"""Where results and datasets live, and how files are written and read: atomically (a crash never
-leaves a half-written file) and, for checkpoints, with ``weights_only`` and an actionable error."""
+"""Where results and datasets live: the repository's folders unless told otherwise, and one
+profile's runs to a results folder."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import torch
+from ..distill.files import write_atomic
+from ..errors import ConfigError
 
-from .errors import CheckpointError, ConfigError
-
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 """The folder above the package: a clone of the repository when it holds ``pyproject.toml``."""
 
 
@@ -49,28 +48,3 @@ def claim_results(folder: Path, source: str, write: bool = True) -> None:
     elif write:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(owner, source + "\n")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file, then rename: readers never see a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with ``weights_only=True``; an unreadable one gets an actionable error."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(error).__name__}); it is truncated or not a "
-            f"pidkd checkpoint: delete it to train this run from the start"
-        ) from error

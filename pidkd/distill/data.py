@@ -31,7 +31,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .errors import ConfigError, DatasetNotFoundError, check_name
+from ..errors import ConfigError, DatasetNotFoundError, check_name
 
 log = logging.getLogger(__name__)
 

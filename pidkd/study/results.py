@@ -11,9 +11,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .config import Config, TeacherConfig
-from .errors import CheckpointError, ConfigError
-from .storage import load_checkpoint, results_root, write_atomic
+from .profiles import Config, TeacherConfig
+from ..errors import CheckpointError, ConfigError
+from ..distill.files import load_checkpoint, write_atomic
+from .folders import results_root
 
 log = logging.getLogger(__name__)
 

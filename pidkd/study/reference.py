@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from .storage import write_atomic
+from ..distill.files import write_atomic
 
 ALPHA = 1 / 150_000
 """The chance that a correct number fails its check: a correct run of the embedded notebooks, which

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field, NonNegativeFloat
 from torch import Tensor, nn
 
-from .errors import ConfigError, check_name
+from ..errors import ConfigError, check_name
 from .methods import Outputs
 from .schema import Schema
 

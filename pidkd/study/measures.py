@@ -13,12 +13,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import data, experiment, pid
-from .config import Config, PIDSettings, Profile, TeacherConfig
-from .errors import ConfigError
+from ..distill import data
+from . import experiment
+from .. import pid
+from .profiles import Config, PIDSettings, Profile, TeacherConfig
+from ..errors import ConfigError
 from .results import Result, label_rows, load_representations
-from .storage import write_atomic
-from .train import progress_bar
+from ..distill.files import write_atomic
+from ..distill.loop import progress_bar
 
 log = logging.getLogger(__name__)
 

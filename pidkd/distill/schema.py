@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _SHOWN = 60
 """At most this many characters of a bad value are quoted in a message."""

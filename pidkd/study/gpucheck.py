@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import TensorDataset
 
-from .config import Profile
-from .data import AugmentedTensors, CropFlip
-from .methods import METHODS, Outputs, build_method
-from .models import build_model, feature_positions
-from .teachers import Teacher
-from .train import Precision, Recipe, Speed, fit
+from .profiles import Profile
+from ..distill.data import AugmentedTensors, CropFlip
+from ..distill.methods import METHODS, Outputs, build_method
+from ..distill.models import build_model, feature_positions
+from ..distill.teachers import Teacher
+from ..distill.loop import fit
+from ..distill.settings import Precision, Recipe, Speed
 
 PAIR = ("wrn-40-2", "wrn-16-1")
 """The CIFAR teacher and student of the paper profiles."""
