@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from pidkd.study import experiment
-from pidkd.study.profiles import Config, Profile
+from pidkd.study.identity import Config
+from pidkd.study.profiles import Profile
 from pidkd.distill.files import load_checkpoint
 from pidkd.distill.settings import Speed
 from pidkd.distill.representations import representations

@@ -19,7 +19,8 @@ import subprocess
 from pathlib import Path
 
 from pidkd.study import effects, experiment, report
-from pidkd.study.profiles import Profile, Runs
+from pidkd.study.profiles import Profile
+from pidkd.study.spec import Runs
 from pidkd.study.results import runs_frame
 
 SEEDS = list(range(20))

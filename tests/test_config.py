@@ -6,7 +6,9 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pidkd.study.profiles import Profile, ProfileSpec, Variation, profile_names
+from pidkd.study.profiles import Profile
+from pidkd.study.sources import profile_names
+from pidkd.study.spec import ProfileSpec, Variation
 from pidkd.errors import ConfigError
 from pidkd.distill.methods import METHODS
 

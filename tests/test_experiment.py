@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from pidkd.study import experiment, measures
-from pidkd.study.profiles import Profile, PIDSettings
+from pidkd.study.profiles import Profile
+from pidkd.study.spec import PIDSettings
 from pidkd.errors import ConfigError, RunInterrupted
 from pidkd.study.results import collect_runs, load_representations
 

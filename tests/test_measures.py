@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from pidkd.study import experiment, measures
-from pidkd.study.profiles import PIDSettings, Profile
+from pidkd.study.profiles import Profile
+from pidkd.study.spec import PIDSettings
 from pidkd.errors import ConfigError
 
 TINY = {

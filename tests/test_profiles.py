@@ -12,7 +12,8 @@ import torchvision
 from formats import write_cifar, write_cub
 from pidkd.study import experiment
 from pidkd.study.cli import main
-from pidkd.study.profiles import PIDSettings, Profile
+from pidkd.study.profiles import Profile
+from pidkd.study.spec import PIDSettings
 from pidkd.distill.methods import TED
 from pidkd.distill.methods.rid import rid_schedule
 from pidkd.study.results import load_representations

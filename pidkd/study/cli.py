@@ -18,7 +18,9 @@ import yaml
 
 from ..distill import data
 from . import experiment, gpucheck, results
-from .profiles import Config, Profile, profile_name
+from .identity import Config
+from .profiles import Profile
+from .sources import profile_name
 from ..errors import ConfigError, PidkdError, RunInterrupted
 from ..distill.schema import validate
 from .folders import claim_results, data_root, results_root

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from ..distill import data
-from .profiles import Config, Items, TeacherConfig, randomly_initialised
+from .identity import Config, Items, TeacherConfig, randomly_initialised
 from ..distill.methods import build_method
 from ..distill.models import build_model, feature_positions
 from .results import METRICS, Result, read_metrics

@@ -16,7 +16,9 @@ import torch
 from ..distill import data
 from . import experiment
 from .. import pid
-from .profiles import Config, PIDSettings, Profile, TeacherConfig
+from .identity import Config, TeacherConfig
+from .profiles import Profile
+from .spec import PIDSettings
 from ..errors import ConfigError
 from .results import Result, label_rows, load_representations
 from ..distill.files import write_atomic

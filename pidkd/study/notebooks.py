@@ -19,7 +19,9 @@ import yaml
 
 from ..distill import data
 from . import effects, experiment, reference
-from .profiles import Config, Profile, profile_names
+from .identity import Config
+from .profiles import Profile
+from .sources import profile_names
 from .results import Result
 from ..errors import ConfigError
 from .folders import claim_results, data_root, results_root

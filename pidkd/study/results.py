@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .profiles import Config, TeacherConfig
+from .identity import Config, TeacherConfig
 from ..errors import CheckpointError, ConfigError
 from ..distill.files import load_checkpoint, write_atomic
 from .folders import results_root
