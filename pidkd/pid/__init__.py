@@ -25,7 +25,6 @@ from .estimator import (
     measure_codes,
     plug_in_bias,
     principal_components,
-    teacher_student_mi,
 )
 
 __all__ = [
@@ -33,5 +32,4 @@ __all__ = [
     "N_COMPONENTS", "PID", "TOTAL_TOL", "Canonical", "EstimateWarning", "InputError", "Measurement",
     "bootstrap_intervals", "broja_pid", "cluster_codes", "discretize", "joint_distribution", "label_mi", "measure",
     "measure_codes", "mutual_information", "plug_in_bias", "principal_components",
-    "teacher_student_mi",
 ]

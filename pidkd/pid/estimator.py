@@ -233,15 +233,6 @@ def _check_bootstrap(bootstrap: int) -> None:
         )
 
 
-def teacher_student_mi(
-    t: Any, s: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0
-) -> float:
-    """I(T; S) in bits between discretized teacher and student features (what VID drives up)."""
-    return mutual_information(
-        joint_distribution(discretize(t, n_clusters, n_components, seed), discretize(s, n_clusters, n_components, seed))
-    )
-
-
 def label_mi(
     x: Any, y: Any, n_clusters: int = N_CLUSTERS, n_components: int = N_COMPONENTS, seed: int = 0
 ) -> float:
