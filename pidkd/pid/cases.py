@@ -70,7 +70,7 @@ def _cases() -> dict[str, Case]:
         Case("noisy_channels", "Y of 4 classes seen through independent channels, T wrong 10% and S 30% of the "
              "time: partial redundancy", _joint((t, s, y, 0.25 * t_channel[y, t] * s_channel[y, s])
                                                 for y in y4 for t in y4 for s in y4)),
-        Case("ten_classes", "Y of 10 classes, T = Y, S = Y // 2: more teacher states than the default 5 clusters "
+        Case("ten_classes", "Y of 10 classes, T = Y, S = Y // 2: more teacher states than the paper's 5 clusters "
              "(Red log2 5, Uni(T\\S) 1 bit)", _joint((y, y // 2, y, 0.1) for y in range(10))),
     ]
     return {case.name: case for case in cases}

@@ -124,9 +124,9 @@ def _mi_bits(p_xy: np.ndarray) -> float:
     return max(float(np.sum(p_xy[nz] * np.log(p_xy[nz] / outer[nz]))) / _LN2, 0.0)
 
 
-# _one_thread: the dense algebra here is small, and BLAS / OpenMP threads spinning on it slow it
-# down instead: on 2 busy cores a 20x20x10 solve took 1.0 s with 2 BLAS threads and 0.08 s with
-# one, discretizing 2000 examples 1.0 s and 0.2 s. Hence threadpool_limits(1) around both.
+# _one_thread: the dense algebra of the solver, and of discretizing (PCA, k-means), is small, and BLAS /
+# OpenMP threads spinning on it slow it down instead (timings in docs/method.md). Hence threadpool_limits(1)
+# around both.
 
 
 def _to_numpy(x: Any) -> np.ndarray:
