@@ -1,5 +1,5 @@
 """Should a bootstrap of ``pid.measure`` refit the clustering in every resample, and which interval
-should it report? On ground-truth cases (pidkd.synthetic), independent data sets from one population:
+should it report? On ground-truth cases (pidkd.pid.cases), independent data sets from one population:
 the real spread of each term across data sets beside the 95% intervals of three resampling policies
 (codes fixed, as ``measure_codes`` does; k-means refitted on fixed PCA coordinates, as ``measure``
 does; PCA and k-means refitted) and three kinds of interval (the resamples' percentile range; the
@@ -17,8 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from pidkd import synthetic
-from pidkd.pid import INTERVAL_TERMS, discretize, measure, measure_codes
+from pidkd.pid import INTERVAL_TERMS, cases, discretize, measure, measure_codes
 
 # (case, n, n_clusters, noise): matched states, overlapping states, fewer clusters than states,
 # more clusters than states, a teacher without label information
@@ -61,8 +60,8 @@ def intervals(estimate: float, values: np.ndarray) -> dict[str, tuple[float, flo
 
 def one_data_set(case_name: str, n: int, n_clusters: int, noise: float, seed: int, args) -> list[dict]:
     """Rows (policy and interval kind, term) for one data set of a setting."""
-    case = synthetic.CASES[case_name]
-    t, s, y = synthetic.features(case, n, noise, DIM, seed=seed)
+    case = cases.CASES[case_name]
+    t, s, y = cases.features(case, n, noise, DIM, seed=seed)
     start = time.perf_counter()
     m = measure(t, s, y, n_clusters, N_COMPONENTS, bootstrap=args.resamples)
     found = {PIDKD: (m.intervals, (time.perf_counter() - start) * 200 / args.resamples)}
@@ -87,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     frames = []
     for case_name, n, n_clusters, noise in SETTINGS:
-        big = measure(*synthetic.features(synthetic.CASES[case_name], LARGE_N, noise, DIM, seed=10_000),
+        big = measure(*cases.features(cases.CASES[case_name], LARGE_N, noise, DIM, seed=10_000),
                       n_clusters, N_COMPONENTS)
         for seed in range(args.datasets):
             rows = pd.DataFrame(one_data_set(case_name, n, n_clusters, noise, seed, args))

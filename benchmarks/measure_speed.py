@@ -1,8 +1,9 @@
 """Seconds of ``pidkd.pid.measure`` on features the size of a network layer's (default 10,000
 examples of 1,000 dimensions, 10 clusters and 10 PCA components, the ground-truth case ``ten_classes``
-of pidkd.synthetic), alone and with bootstrap intervals, against the time each should fit in (5 s and
-30 s on two busy cores). ``--against REV`` also times ``measure`` of pidkd/pid.py at git revision REV
-in this process, so a speed change is measured on the same machine at the same moment.
+of pidkd.pid.cases), alone and with bootstrap intervals, against the time each should fit in (5 s and
+30 s on two busy cores). ``--against REV`` also times ``measure`` of the pid layer at git revision REV
+(pidkd/pid/, or pidkd/pid.py before it was a package) in this process, so a speed change is measured
+on the same machine at the same moment.
 
     python benchmarks/measure_speed.py [--n 10000] [--dim 1000] [--clusters 10] [--resamples 200] [--against REV]
 """
@@ -21,19 +22,31 @@ from types import ModuleType
 
 import numpy as np
 
-from pidkd import pid, synthetic
+from pidkd import pid
+from pidkd.pid import cases
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = {"measure": 5.0, "bootstrap": 30.0}  # seconds, at the default size
 
 
 def at_revision(revision: str) -> ModuleType:
-    """pidkd/pid.py as it was at a git revision, imported under another name."""
-    source = subprocess.run(["git", "show", f"{revision}:pidkd/pid.py"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "pid_at_revision.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("pid_at_revision", path)
+    """The pid layer as it was at a git revision, imported under another name: the package pidkd/pid/
+    (its modules import one another relatively), or the module pidkd/pid.py of revisions before it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    folder = Path(tempfile.mkdtemp())
+    modules = [name for name in git("ls-tree", "--name-only", revision, "pidkd/pid/").split() if name.endswith(".py")]
+    if modules:
+        package = folder / "pid_at_revision"
+        package.mkdir()
+        for name in modules:
+            (package / Path(name).name).write_text(git("show", f"{revision}:{name}"))
+        path, search = package / "__init__.py", [str(package)]
+    else:
+        path, search = folder / "pid_at_revision.py", None
+        path.write_text(git("show", f"{revision}:pidkd/pid.py"))
+    spec = importlib.util.spec_from_file_location("pid_at_revision", path, submodule_search_locations=search)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -58,12 +71,12 @@ def main() -> None:
     parser.add_argument("--components", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of each; the best is shown")
-    parser.add_argument("--against", metavar="REV", help="also time measure of pidkd/pid.py at this git revision")
+    parser.add_argument("--against", metavar="REV", help="also time measure of the pid layer at this git revision")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; n {args.n}, dim {args.dim}, "
           f"{args.clusters} clusters, {args.components} components")
-    t, s, y = synthetic.features(synthetic.CASES["ten_classes"], args.n, noise=0.5, dim=args.dim)
+    t, s, y = cases.features(cases.CASES["ten_classes"], args.n, noise=0.5, dim=args.dim)
     t, s = t.astype(np.float32), s.astype(np.float32)  # as a network's features arrive
     settings = dict(n_clusters=args.clusters, n_components=args.components)
     timed = dict(warn=False, allow_few=True)  # speed, not trust: small --n runs too (the test's)

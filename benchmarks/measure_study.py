@@ -1,4 +1,4 @@
-"""The full study of ``pid.measure`` on the ground-truth cases of pidkd.synthetic: its error against
+"""The full study of ``pid.measure`` on the ground-truth cases of pidkd.pid.cases: its error against
 the exact PID over sample counts, cluster counts, PCA sizes, noise levels and both feature maps, with
 and without the shuffled-label control subtracted. Notebook 2 runs a smaller grid of the same study;
 this one writes the whole frame (``study.csv``) and its tables and figure under ``--out``.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import matplotlib
 
+from pidkd.pid import cases
 from pidkd.study import report
-from pidkd import synthetic
 
 matplotlib.use("Agg")
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     start = time.perf_counter()
-    study = synthetic.study(repeats=args.repeats, **GRID)
+    study = cases.study(repeats=args.repeats, **GRID)
     args.out.mkdir(parents=True, exist_ok=True)
     study.to_csv(args.out / "study.csv", index=False)
     clean = study[(study["noise"] == 0.25) & (study["mapping"] == "linear")]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .pid import EstimateWarning, InputError  # noqa: F401 (re-exported: the pid layer's own)
+
 
 class PidkdError(Exception):
     """Base class of the errors pidkd raises for a user to fix; the CLI prints them in one line."""
@@ -30,10 +32,6 @@ class RunInterrupted(PidkdError):
 
 class StudyCheckFailed(PidkdError):
     """A study's number outside its tolerance of the committed reference: a change moved the study."""
-
-
-class EstimateWarning(UserWarning):
-    """A measurement whose estimator bias may be a sizeable share of it: more examples or fewer clusters fix it."""
 
 
 def check_name(kind: str, name: str, valid: Iterable[str]) -> str:

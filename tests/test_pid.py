@@ -13,15 +13,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from oracle import oracle_pid
 
-from pidkd import synthetic
-from pidkd.errors import ConfigError, EstimateWarning
 from pidkd.pid import (
     AND_RED,
     CANONICAL,
     INTERVAL_TERMS,
     PID,
+    EstimateWarning,
+    InputError,
     Measurement,
     broja_pid,
+    cases,
     discretize,
     joint_distribution,
     label_mi,
@@ -29,7 +30,6 @@ from pidkd.pid import (
     measure_codes,
     mutual_information,
     plug_in_bias,
-    teacher_student_mi,
 )
 
 PARTS = ("red", "uni_t", "uni_s", "syn")
@@ -288,8 +288,9 @@ def test_information_between_representations():
     y = np.repeat([0, 1], 300)
     t, s = label_features(y, rng), label_features(y, rng)
     assert label_mi(t, y) == pytest.approx(1.0, abs=1e-3)
-    assert teacher_student_mi(t, s, n_clusters=2) == pytest.approx(1.0, abs=1e-3)
-    assert teacher_student_mi(t, rng.normal(size=(600, 8)), n_clusters=5) < 0.05  # plug-in bias about 16 / (2 n ln 2)
+    assert mutual_information(joint_distribution(discretize(t, 2), discretize(s, 2))) == pytest.approx(1.0, abs=1e-3)
+    noise_codes = discretize(rng.normal(size=(600, 8)), 5)  # plug-in bias about 16 / (2 n ln 2) bits
+    assert mutual_information(joint_distribution(discretize(t, 5), noise_codes)) < 0.05
 
 
 def width(m: Measurement, term: str) -> float:
@@ -298,7 +299,7 @@ def width(m: Measurement, term: str) -> float:
 
 
 def test_bootstrap_intervals_cover_every_term_and_contain_the_estimate():
-    t, s, y = synthetic.features(synthetic.CASES["noisy_channels"], 800, noise=0.5, dim=64)
+    t, s, y = cases.features(cases.CASES["noisy_channels"], 800, noise=0.5, dim=64)
     m = measure(t, s, y, bootstrap=40)
     assert list(m.intervals) == list(INTERVAL_TERMS)
     for term, (low, high) in m.intervals.items():
@@ -312,18 +313,18 @@ def test_bootstrap_intervals_cover_every_term_and_contain_the_estimate():
 
 
 def test_bootstrap_intervals_shrink_with_n_and_are_deterministic():
-    case = synthetic.CASES["noisy_channels"]
-    small, large = (measure(*synthetic.features(case, n, noise=0.5, dim=64), bootstrap=30) for n in (400, 6400))
+    case = cases.CASES["noisy_channels"]
+    small, large = (measure(*cases.features(case, n, noise=0.5, dim=64), bootstrap=30) for n in (400, 6400))
     for term in ("red", "uni_t", "mi"):
         assert width(large, term) < 0.5 * width(small, term), term  # 1/sqrt(16) = 0.25 expected
-    assert measure(*synthetic.features(case, 400, noise=0.5, dim=64), bootstrap=30) == small
+    assert measure(*cases.features(case, 400, noise=0.5, dim=64), bootstrap=30) == small
 
 
 def test_bootstrap_width_matches_the_spread_across_data_sets():
     """Codes that are the latent states themselves, 12 independent data sets of 2000 examples: the
     intervals are as wide as the estimates really spread (4 standard deviations for a 95% interval)."""
-    case = synthetic.CASES["noisy_channels"]
-    samples = [synthetic.sample_latents(case, 2000, np.random.default_rng(seed)) for seed in range(12)]
+    case = cases.CASES["noisy_channels"]
+    samples = [cases.sample_latents(case, 2000, np.random.default_rng(seed)) for seed in range(12)]
     measured = [measure_codes(*latents, seed=seed, bootstrap=30) for seed, latents in enumerate(samples)]
     for term in ("red", "uni_t", "mi"):
         spread = 2 * 1.96 * np.std([getattr(m, term) for m in measured], ddof=1)
@@ -332,7 +333,7 @@ def test_bootstrap_width_matches_the_spread_across_data_sets():
 
 
 def test_bootstrap_of_shuffled_labels_reaches_zero():
-    t, s, y = synthetic.features(synthetic.CASES["label_and_nuisance"], 500, noise=0.25, dim=64)
+    t, s, y = cases.features(cases.CASES["label_and_nuisance"], 500, noise=0.25, dim=64)
     control = measure(t, s, y, n_clusters=5, control=True, bootstrap=30)  # 5 clusters hold its 4 and 2 states
     assert control.intervals["mi"][0] == 0.0 and control.intervals["mi"][1] < 0.05
     assert control.intervals["mi_ts"][0] > 0.9  # shuffling labels leaves T and S as related as they were
@@ -344,7 +345,7 @@ def test_bad_bootstrap_counts_say_what_is_allowed(bootstrap):
     t, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
     allowed = r"bootstrap must be 0 \(no intervals\) or a whole number of resamples >= 20, e.g. 200; got "
     for call in (lambda: measure(t, t, y, bootstrap=bootstrap), lambda: measure_codes(y, y, y, bootstrap=bootstrap)):
-        with pytest.raises(ConfigError, match=allowed):
+        with pytest.raises(InputError, match=allowed):
             call()
 
 
@@ -357,13 +358,13 @@ def noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_fewer_examples_than_histogram_cells_are_refused_saying_how_many_are_needed():
     rng = np.random.default_rng(0)
     y = np.arange(5)
-    with pytest.raises(ConfigError, match=r"^5 examples are too few for 5 x 5 clusters and 5 classes: the joint "
-                                          r"histogram has 125 cells; use at least that many examples \(1385 keep the "
-                                          r"plug-in bias under 0.05 bits\) or fewer clusters$"):
+    with pytest.raises(InputError, match=r"^5 examples are too few for 5 x 5 clusters and 5 classes: the joint "
+                                         r"histogram has 125 cells; use at least that many examples \(1385 keep the "
+                                         r"plug-in bias under 0.05 bits\) or fewer clusters$"):
         measure(rng.normal(size=(5, 8)), rng.normal(size=(5, 8)), y)  # was Red = log2 5 bits, without a word
-    with pytest.raises(ConfigError, match="500 examples are too few for 10 x 10 clusters and 10 classes"):
+    with pytest.raises(InputError, match="500 examples are too few for 10 x 10 clusters and 10 classes"):
         measure(*noise(500))  # was I(Y;T,S) = 1.30 bits of plug-in bias
-    with pytest.raises(ConfigError, match="300 examples are too few for 20 x 1 clusters and 20 classes"):
+    with pytest.raises(InputError, match="300 examples are too few for 20 x 1 clusters and 20 classes"):
         measure_codes(np.arange(300) % 20, np.zeros(300, dtype=int), np.arange(300) % 20)
     assert measure(rng.normal(size=(5, 8)), rng.normal(size=(5, 8)), y, allow_few=True, warn=False).n == 5
 
@@ -409,7 +410,7 @@ def test_labels_must_be_class_indices(labels):
                r"whole numbers, else np.unique\(y, return_inverse=True\)\[1\]$")
     for call in (lambda: measure(t, t, labels), lambda: measure_codes(np.zeros(100, int), np.zeros(100, int), labels),
                  lambda: label_mi(t, labels)):
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(InputError, match=message):
             call()
 
 

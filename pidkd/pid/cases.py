@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import pandas as pd
 
-from pidkd.errors import ConfigError, check_name
-from pidkd.pid import CANONICAL, PID, broja_pid, cluster_codes, measure_codes, principal_components
+from .decomposition import PID, broja_pid
+from .distributions import CANONICAL
+from .errors import InputError, check_name
+from .estimator import cluster_codes, measure_codes, principal_components
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEPARATION = 4.0  # distance between any two latent states' codes; noise 1 then confuses a pair 2.3% of the time
 MAPPINGS = ("linear", "mlp")
@@ -66,7 +70,7 @@ def _cases() -> dict[str, Case]:
         Case("noisy_channels", "Y of 4 classes seen through independent channels, T wrong 10% and S 30% of the "
              "time: partial redundancy", _joint((t, s, y, 0.25 * t_channel[y, t] * s_channel[y, s])
                                                 for y in y4 for t in y4 for s in y4)),
-        Case("ten_classes", "Y of 10 classes, T = Y, S = Y // 2: more teacher states than the default 5 clusters "
+        Case("ten_classes", "Y of 10 classes, T = Y, S = Y // 2: more teacher states than the paper's 5 clusters "
              "(Red log2 5, Uni(T\\S) 1 bit)", _joint((y, y // 2, y, 0.1) for y in range(10))),
     ]
     return {case.name: case for case in cases}
@@ -109,8 +113,8 @@ def features(
     check_name("mapping", mapping, MAPPINGS)
     width = max(case.p.shape[:2]) if mapping == "linear" else _HIDDEN
     if n < 1 or dim < width or not noise >= 0:
-        raise ConfigError(f"need n >= 1, dim >= {width} (the {mapping} map's width) and noise >= 0; "
-                          f"got n={n}, dim={dim}, noise={noise}")
+        raise InputError(f"need n >= 1, dim >= {width} (the {mapping} map's width) and noise >= 0; "
+                         f"got n={n}, dim={dim}, noise={noise}")
     rng = np.random.default_rng([seed, population])
     maps = np.random.default_rng(population)
     n_t, n_s, _ = case.p.shape
@@ -138,13 +142,13 @@ def study(
     data set is discretized as ``measure`` does it (seed 0), its PCA shared by the cluster counts. The
     study exists to show the plug-in bias of few examples, so it measures below the sample counts that
     ``measure`` refuses, and without its warnings (``allow_few``, ``warn=False``)."""
-    from pidkd.train import progress_bar  # the library's one progress bar; train imports torch
+    import pandas as pd  # here: only the study needs a frame
 
     cases = [CASES[check_name("case", name, CASES)] for name in cases]
     n_clusters, n_components = list(n_clusters), list(n_components)
     grid = list(itertools.product(cases, mappings, n_samples, noises, range(repeats)))
     rows = []
-    for case, mapping, n, noise, repeat in progress_bar(grid, progress, desc="measure on ground truth"):
+    for case, mapping, n, noise, repeat in _progress_bar(grid, progress, desc="measure on ground truth"):
         t, s, y = features(case, n, noise, dim, mapping, seed=repeat)
         truth = case.truth
         for components in n_components:
@@ -161,3 +165,11 @@ def study(
                                      "term": term, "estimate": estimate, "truth": getattr(truth, term),
                                      "error": estimate - getattr(truth, term)})
     return pd.DataFrame(rows)
+
+
+def _progress_bar(iterable: Iterable, enabled: bool, **options: Any) -> Any:
+    """A tqdm bar over ``iterable``, silent when not ``enabled``, as ``pidkd.train.progress_bar`` (which the
+    pid layer may not import): ``disable`` is only passed to silence it, so ``TQDM_DISABLE=1`` still applies."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, **options) if enabled else tqdm(iterable, disable=True, **options)
