@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .pid import EstimateWarning, InputError  # noqa: F401 (re-exported: the pid layer's own)
+from .pid import errors
+from .pid.errors import EstimateWarning, InputError  # noqa: F401 (re-exported: the pid layer's own)
 
 
 class PidkdError(Exception):
-    """Base class of the errors pidkd raises for a user to fix; the CLI prints them in one line."""
+    """Base class of the errors pidkd raises for a user to fix; the CLI prints them, and the pid
+    layer's :class:`InputError`, in one line."""
 
 
 class ConfigError(PidkdError, ValueError):
@@ -36,7 +38,4 @@ class StudyCheckFailed(PidkdError):
 
 def check_name(kind: str, name: str, valid: Iterable[str]) -> str:
     """Return ``name`` if it is one of ``valid``; otherwise raise a ConfigError listing them."""
-    valid = sorted(valid)
-    if name not in valid:
-        raise ConfigError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
-    return name
+    return errors.check_name(kind, name, valid, ConfigError)

@@ -6,9 +6,10 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from pidkd.study import grids
 from pidkd.study.profiles import Profile
 from pidkd.study.sources import profile_names
-from pidkd.study.spec import ProfileSpec, Variation
+from pidkd.study.spec import Variation
 from pidkd.errors import ConfigError
 from pidkd.distill.methods import METHODS
 
@@ -198,10 +199,6 @@ def test_every_shipped_profile_loads_and_resolves_its_grid():
         assert profile.grid() and all(c.profile == name for c in profile.grid())
 
 
-def test_the_methods_section_names_every_method():
-    assert set(ProfileSpec.model_fields["methods"].annotation.model_fields) == set(METHODS)
-
-
 # Property: whatever the override, loading either works or raises one ConfigError line.
 
 SECTIONS = ["seeds", "grid.datasets", "student_training.epochs", "student_training.recipe.lr",
@@ -233,7 +230,7 @@ def test_the_weight_sweep_runs_each_weight_under_each_teacher_beside_the_baselin
 
 def test_chosen_weights_replace_the_profiles_and_share_the_sweeps_runs():
     profile = Profile.load("embedded", {"weight_sweep": {"weights": {"vid": [1, 100]}}})
-    chosen = profile.with_weights({"vid": 100})
+    chosen = grids.weighted(profile, {"vid": 100})
     assert dict(chosen.config("mnist1d", "noisy", "vid", 0).params)["weight"] == 100
     assert chosen.config("mnist1d", "trained", "vid", 2).key in {c.key for c in profile.weight_grid()}
     assert chosen.config("mnist1d", "trained", "rid", 0) == profile.config("mnist1d", "trained", "rid", 0)
@@ -249,7 +246,7 @@ def test_the_weight_sweep_runs_fewer_seeds_where_it_says_but_every_seed_at_the_w
     assert seeds("vid", "untrained", 1.0) == [0]  # seed 9 is not the profile's
     assert seeds("vid", "trained", 1.0) == [0, 1, 2, 3, 4]
     assert seeds("vid", "untrained", 100.0) == seeds("rid", "untrained", 3.0) == seeds("rid", "untrained", 10.0) == [0, 1, 2, 3, 4]
-    assert profile.claim_weights() == {"chosen": {"vid": 100.0, "rid": 3.0}, "paper's": {"vid": 100.0, "rid": 10.0}}
+    assert grids.claim_weights(profile) == {"chosen": {"vid": 100.0, "rid": 3.0}, "paper's": {"vid": 100.0, "rid": 10.0}}
 
 
 def test_a_variation_changes_only_the_runs_it_touches_and_keeps_its_seeds_to_the_profiles():
@@ -265,7 +262,7 @@ def test_a_variation_changes_only_the_runs_it_touches_and_keeps_its_seeds_to_the
 
 def test_doubling_doubles_the_epochs_and_every_milestone_a_recipe_sets():
     profile = Profile.load("embedded", {"student_training.method_recipes.rid.milestones": [30]})
-    doubled = profile.varied(profile.doubled())
+    doubled = profile.varied(grids.doubled(profile))
     for method, milestones in (("vid", (80, 106)), ("rid", (60,))):
         once, twice = profile.config("mnist1d", "trained", method, 0), doubled.config("mnist1d", "trained", method, 0)
         assert (twice.epochs, twice.recipe.milestones) == (2 * once.epochs, milestones)

@@ -400,8 +400,3 @@ def feature_positions(model: nn.Module, example: Tensor) -> tuple[int, ...]:
         _, features = model.eval()(example[None].to(parameter.device, parameter.dtype))
     model.train(training)
     return tuple(f[0, 0].numel() for f in features)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """The number of parameters of ``model`` (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())

@@ -1,28 +1,23 @@
 """Ground truth for ``pid.measure``: generative models whose PID is known exactly at the level of
 discrete latents (T, S, Y), embedded into continuous, high-dimensional features the way a network's
-representations reach ``measure``, and a study of how far ``measure`` lands from the truth.
+representations reach ``measure`` (:mod:`pidkd.study.trust` measures how far it lands from the truth).
 
 A case is a joint distribution p[t, s, y] of latent states; its truth is ``broja_pid(p)``. Each
 latent state of T (and of S) becomes a vertex of a regular simplex (every pair ``SEPARATION``
 apart), jittered by Gaussian noise, mapped into ``dim`` dimensions by a seeded random linear map or
 a small tanh MLP, plus Gaussian noise of the same level in every dimension. The noise blurs the
-states into one another, so the features hold less than the latents: ``study`` shows by how much.
+states into one another, so the features hold less than the latents.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from .decomposition import PID, broja_pid
 from .distributions import CANONICAL
 from .errors import InputError, check_name
-from .estimator import cluster_codes, measure_codes, principal_components
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SEPARATION = 4.0  # distance between any two latent states' codes; noise 1 then confuses a pair 2.3% of the time
 MAPPINGS = ("linear", "mlp")
@@ -120,56 +115,3 @@ def features(
     n_t, n_s, _ = case.p.shape
     t, s, y = sample_latents(case, n, rng)
     return embed(t, n_t, noise, dim, mapping, maps, rng), embed(s, n_s, noise, dim, mapping, maps, rng), y
-
-
-ESTIMATORS = ("plug-in", "control-subtracted")
-
-
-def study(
-    cases: Iterable[str] = tuple(CASES),
-    n_samples: Iterable[int] = (250, 1000, 5000, 20000),
-    n_clusters: Iterable[int] = (5, 10, 20),
-    n_components: Iterable[int] = (5, 10),
-    noises: Iterable[float] = (0.25, 0.5, 1.0),
-    mappings: Iterable[str] = ("linear",),
-    repeats: int = 3,
-    dim: int = 256,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """``measure``'s error against the latent truth over a grid of settings, as a tidy frame: one row
-    per case, mapping, n, noise, repeat, n_components, n_clusters, estimator (plug-in, or with the
-    shuffled-label control subtracted) and term, with its estimate, truth and error in bits. Each
-    data set is discretized as ``measure`` does it (seed 0), its PCA shared by the cluster counts. The
-    study exists to show the plug-in bias of few examples, so it measures below the sample counts that
-    ``measure`` refuses, and without its warnings (``allow_few``, ``warn=False``)."""
-    import pandas as pd  # here: only the study needs a frame
-
-    cases = [CASES[check_name("case", name, CASES)] for name in cases]
-    n_clusters, n_components = list(n_clusters), list(n_components)
-    grid = list(itertools.product(cases, mappings, n_samples, noises, range(repeats)))
-    rows = []
-    for case, mapping, n, noise, repeat in _progress_bar(grid, progress, desc="measure on ground truth"):
-        t, s, y = features(case, n, noise, dim, mapping, seed=repeat)
-        truth = case.truth
-        for components in n_components:
-            z_t, z_s = principal_components(t, components), principal_components(s, components)
-            for clusters in n_clusters:
-                codes_t, codes_s = cluster_codes(z_t, clusters), cluster_codes(z_s, clusters)
-                plug_in, control = (measure_codes(codes_t, codes_s, y, control=c, warn=False, allow_few=True)
-                                    for c in (False, True))
-                for term in TERMS:
-                    estimates = getattr(plug_in, term), getattr(plug_in, term) - getattr(control, term)
-                    for estimator, estimate in zip(ESTIMATORS, estimates):
-                        rows.append({"case": case.name, "mapping": mapping, "n": n, "noise": noise, "repeat": repeat,
-                                     "n_components": components, "n_clusters": clusters, "estimator": estimator,
-                                     "term": term, "estimate": estimate, "truth": getattr(truth, term),
-                                     "error": estimate - getattr(truth, term)})
-    return pd.DataFrame(rows)
-
-
-def _progress_bar(iterable: Iterable, enabled: bool, **options: Any) -> Any:
-    """A tqdm bar over ``iterable``, silent when not ``enabled``, as ``pidkd.train.progress_bar`` (which the
-    pid layer may not import): ``disable`` is only passed to silence it, so ``TQDM_DISABLE=1`` still applies."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, **options) if enabled else tqdm(iterable, disable=True, **options)

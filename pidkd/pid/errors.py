@@ -12,9 +12,9 @@ class EstimateWarning(UserWarning):
     """A measurement whose estimator bias may be a sizeable share of it: more examples or fewer clusters fix it."""
 
 
-def check_name(kind: str, name: str, valid: Iterable[str]) -> str:
-    """Return ``name`` if it is one of ``valid``; otherwise raise an InputError listing them."""
+def check_name(kind: str, name: str, valid: Iterable[str], error: type[Exception] = InputError) -> str:
+    """Return ``name`` if it is one of ``valid``; otherwise raise ``error`` listing them."""
     valid = sorted(valid)
     if name not in valid:
-        raise InputError(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
+        raise error(f"unknown {kind} {name!r}; valid names: {', '.join(valid)}")
     return name

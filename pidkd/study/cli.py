@@ -21,7 +21,7 @@ from . import experiment, gpucheck, results
 from .identity import Config
 from .profiles import Profile
 from .sources import profile_name
-from ..errors import ConfigError, PidkdError, RunInterrupted
+from ..errors import ConfigError, InputError, PidkdError, RunInterrupted
 from ..distill.schema import validate
 from .folders import claim_results, data_root, results_root
 from ..distill.settings import PRECISIONS, Speed, resolve_device
@@ -236,7 +236,7 @@ def _list(args: argparse.Namespace) -> None:
         print(f"no finished runs of profile {name!r} under {results_root(args.results)}")
         return
     last = runs.groupby("key").tail(1).set_index("key")
-    print(last[results.RUN_COLUMNS[:-1] + ["epoch", "test_acc"]].to_string())
+    print(last[[*results.IDENTITY, "weight", "epoch", "test_acc"]].to_string())
 
 
 def _check_gpu(args: argparse.Namespace) -> int:
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pidkd: interrupted; rerun the same command to resume (finished runs and checkpoints are kept)",
               file=sys.stderr)
-    except PidkdError as error:
+    except (PidkdError, InputError) as error:
         print(f"pidkd: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `sweep | head`: the reader has all it wanted

@@ -133,8 +133,7 @@ def label_information(against: TeacherConfig, dataset: str, settings: PIDSetting
     shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
     rows = []
     for layer, features in enumerate(experiment.teacher_representations(against, dataset), start=1):
-        codes = pid.discretize(features, settings.n_clusters, settings.n_components, seed)
         for control, y in ((False, labels), (True, shuffled)):
             rows.append({"layer": layer, "control": control,
-                         "mi": pid.mutual_information(pid.joint_distribution(codes, y))})
+                         "mi": pid.label_mi(features, y, settings.n_clusters, settings.n_components, seed)})
     return pd.DataFrame(rows)

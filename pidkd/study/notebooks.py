@@ -2,7 +2,7 @@
 papermill's timings (and random ids) are dropped, so a re-executed notebook differs from the
 committed one only where its outputs do; execution counts and outputs stay (nbval needs both).
 
-    python -m pidkd.notebooks notebooks/*.ipynb
+    python -m pidkd.study.notebooks notebooks/*.ipynb
 """
 from __future__ import annotations
 
@@ -27,20 +27,6 @@ from ..errors import ConfigError
 from .folders import claim_results, data_root, results_root
 from ..distill.settings import resolve_device
 
-COLAB_CELL = '''\
-# On Colab only: install pidkd from a clone under /content, else from $PIDKD_SOURCE (README, "Colab").
-import importlib.util, os, pathlib, subprocess, sys
-if "google.colab" in sys.modules and importlib.util.find_spec("pidkd") is None:
-    clones = [str(init.parents[1]) for init in pathlib.Path("/content").glob("*/pidkd/__init__.py")]
-    source = ["-e", clones[0]] if clones else [os.environ.get("PIDKD_SOURCE", "")]
-    if not source[-1] or subprocess.run([sys.executable, "-m", "pip", "install", "-q", *source]).returncode:
-        raise SystemExit(f"pidkd could not be installed from {source[-1]!r}: clone its repository under "
-                         "/content, or set PIDKD_SOURCE to a pip source of it (README, 'Colab'); then rerun")
-    sys.path[:0] = clones[:1]  # an editable install is importable after a restart, the clone at once
-    importlib.invalidate_caches()'''
-"""The first code cell of every notebook (they run it before pidkd can be imported, so each
-carries this text; a test keeps them equal to it)."""
-
 TIMINGS = ("start_time", "end_time", "duration")
 INJECTED = "injected-parameters"
 
@@ -62,12 +48,6 @@ class Session:
         for dataset in sorted({c.dataset for c in configs}):
             data.download(dataset, data_root())
         return experiment.run_grid(list(configs), jobs=self.jobs, device=self.device)
-
-    def weights(self, dataset: str) -> dict[str, float]:
-        """The distillation weight the profile gives each method of its grid that has one, on ``dataset``."""
-        params = {m: dict(self.profile.config(dataset, "trained", m, self.profile.seeds[0]).params)
-                  for m in self.profile.spec.grid.methods}
-        return {method: p["weight"] for method, p in params.items() if "weight" in p}
 
     def named(self, name: str, dataset: str) -> str:
         """A figure's or table's file name for ``dataset``: ``name`` alone when the profile has one dataset."""

@@ -5,11 +5,10 @@ choose anything; the untrained and noisy outcomes and the test split are reporte
 choose."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from .claims import interval
+from .results import final_percent
 
 DOUBLING_POINTS = 0.5
 """A run has converged when twice its epochs gain it less than this many validation points."""
@@ -17,17 +16,6 @@ DOUBLING_POINTS = 0.5
 PLATEAU_POINTS = 0.5
 """The selection runs' plateau criterion (docs/selection/): a run has finished training when its
 last tenth of epochs adds less than this many validation points over the tenth before."""
-
-
-def weight_of(runs: pd.DataFrame) -> pd.Series:
-    """Each row's distillation weight, read from its run's params (NaN for the baseline)."""
-    return runs["params"].map(lambda params: json.loads(params).get("weight", float("nan")))
-
-
-def last_epochs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The last epoch's row of every run, accuracies in percent, with its ``weight``."""
-    final = runs.sort_values("epoch").groupby("key", sort=False).tail(1)
-    return final.assign(test_acc=100 * final["test_acc"], val_acc=100 * final["val_acc"], weight=weight_of(final))
 
 
 def _paired(values: pd.Series, baseline: pd.Series) -> dict[str, float]:
@@ -45,7 +33,7 @@ def weight_gains(sweep: pd.DataFrame, teacher: str = "trained", value: str = "va
     """Per method and weight: the gain (points) of ``value`` over the baseline of the same seed under
     ``teacher``, with its 95% interval; on the seeds every weight of the method has
     (``common_seeds``), so that no weight is judged on more seeds than another."""
-    final = last_epochs(sweep)
+    final = final_percent(sweep, ("test_acc", "val_acc"))
     baseline = _by_seed(final[final["method"] == "baseline"], value)
     runs = final[(final["teacher"] == teacher) & (final["method"] != "baseline")]
     rows = []
@@ -107,7 +95,7 @@ def doubling(main: pd.DataFrame, doubled: pd.DataFrame) -> pd.DataFrame:
     """Per run of the doubling check (dataset, teacher, method, seed): final validation accuracy (%) at the
     main grid's epochs and at twice them, the gain, and whether it is under :data:`DOUBLING_POINTS`."""
     ids = ["dataset", "teacher", "method", "seed"]
-    once, twice = last_epochs(main).set_index(ids), last_epochs(doubled).set_index(ids)
+    once, twice = (final_percent(runs, ("val_acc",)).set_index(ids) for runs in (main, doubled))
     table = pd.DataFrame({"epochs": once["epoch"].reindex(twice.index), "val_acc": once["val_acc"].reindex(twice.index),
                           "doubled epochs": twice["epoch"], "doubled val_acc": twice["val_acc"]})
     table["gain"] = table["doubled val_acc"] - table["val_acc"]

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from .claims import interval
-from .protocol import weight_of
+from .results import final_epochs, final_percent
 
 TEACHER_ORDER = ["trained", "untrained", "noisy"]
 METHOD_ORDER = ["baseline", "kd", "vid", "rid", "ted"]
@@ -23,11 +23,6 @@ def with_baseline_per_teacher(runs: pd.DataFrame, teachers: list[str] | None = N
     baseline = runs[runs["teacher"] == "none"]
     copies = [baseline.assign(teacher=t) for t in teachers]
     return pd.concat([runs[runs["teacher"] != "none"], *copies], ignore_index=True)
-
-
-def final_epochs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The last epoch's row of every run."""
-    return runs.sort_values("epoch").groupby("key", sort=False).tail(1)
 
 
 def _cell(mean: float, std: float, count: int, diverged: int, decimals: int) -> str:
@@ -113,7 +108,7 @@ def stacked_information(pid: pd.DataFrame, epoch: int) -> plt.Figure:
 def noise_curve(runs: pd.DataFrame) -> plt.Figure:
     """Final accuracy of each method against the teacher's noise level (mean and 95% band over seeds),
     the baseline's 95% interval as a band."""
-    final = final_epochs(runs).assign(test_acc=lambda f: 100 * f["test_acc"])
+    final = final_percent(runs)
     noisy = final[final["teacher"] == "noisy"]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     sns.lineplot(data=noisy, x="noise_sigma", y="test_acc", hue="method", marker="o", errorbar=("ci", 95), ax=ax,
@@ -198,11 +193,6 @@ def save_table(table: pd.DataFrame, name: str, folder: Path) -> list[Path]:
     return [csv, markdown]
 
 
-def final_percent(runs: pd.DataFrame) -> pd.DataFrame:
-    """The last epoch of every run with its test accuracy in percent."""
-    return final_epochs(runs).assign(test_acc=lambda f: 100 * f["test_acc"])
-
-
 def mean_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean final test accuracy (%) over seeds: methods x teacher kinds, the baseline in every column."""
     final = with_baseline_per_teacher(final_percent(runs))
@@ -234,7 +224,7 @@ def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -
     """Final test accuracy against distillation weight, a panel per teacher kind, a line per method
     with its 95% confidence band over seeds; the baseline as a band; chosen weights marked."""
     final = final_percent(sweep)
-    methods = final[final["method"] != "baseline"].assign(weight=weight_of)
+    methods = final[final["method"] != "baseline"]
     teachers = [t for t in TEACHER_ORDER if t in set(methods["teacher"])]
     base = final[final["method"] == "baseline"]["test_acc"]
     fig, axes = plt.subplots(1, len(teachers), figsize=(4.2 * len(teachers), 3.4), sharey=True, squeeze=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from .identity import Config, TeacherConfig
 from ..errors import CheckpointError, ConfigError
 from ..distill.files import load_checkpoint, write_atomic
+from ..distill.methods import METHODS
 from .folders import results_root
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,14 @@ log = logging.getLogger(__name__)
 METRICS = "metrics.csv"
 """Written last, atomically: a run folder without it holds an unfinished run."""
 
-RUN_COLUMNS = ["dataset", "model", "teacher", "method", "seed", "noise_sigma", "params", "key"]
+PARAMS = list(dict.fromkeys(name for method in METHODS.values() for name in method.Params.model_fields))
+"""Every method's parameters (``weight``, ``temperature``, ``rounds``, ...), a column each; empty
+where a run's method has no such parameter."""
+
+IDENTITY = ["dataset", "model", "teacher", "method", "seed", "noise_sigma"]
+"""Which run a row is, in words."""
+
+RUN_COLUMNS = [*IDENTITY, *PARAMS, "key"]
 """The columns that say which run a row of ``runs.csv`` belongs to, before its metrics."""
 
 
@@ -66,18 +75,18 @@ def read_metrics(directory: Path) -> pd.DataFrame:
     return metrics
 
 
-def _labels(config: dict[str, Any], key: str) -> list[Any]:
+def _identity(config: dict[str, Any], key: str) -> list[Any]:
     """RUN_COLUMNS of a run from its config as plain values (``Config.as_dict`` or config.json)."""
     teacher = config["teacher"] or {}
     noise = teacher.get("noise") or {}
-    params = json.dumps(dict(config["params"]), sort_keys=True)
+    params = dict(config["params"])
     return [config["dataset"], config["model"], teacher.get("kind", "none"), config["method"], config["seed"],
-            noise.get("sigma", float("nan")), params, key]
+            noise.get("sigma", math.nan), *(params.get(name, math.nan) for name in PARAMS), key]
 
 
 def _frame(config: dict[str, Any], key: str, rows: pd.DataFrame) -> pd.DataFrame:
-    labels = pd.DataFrame([_labels(config, key)] * len(rows), columns=RUN_COLUMNS)
-    return pd.concat([labels, rows.reset_index(drop=True)], axis=1)
+    identity = pd.DataFrame([_identity(config, key)] * len(rows), columns=RUN_COLUMNS)
+    return pd.concat([identity, rows.reset_index(drop=True)], axis=1)
 
 
 def label_rows(config: Config, rows: pd.DataFrame, teacher: TeacherConfig | None = None) -> pd.DataFrame:
@@ -115,6 +124,17 @@ def collect_runs(profile: str, root: str | Path | None = None, write: bool = Tru
     if write and frames:
         write_atomic(base / "runs.csv", runs.to_csv(index=False))
     return runs
+
+
+def final_epochs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch's row of every run."""
+    return runs.sort_values("epoch").groupby("key", sort=False).tail(1)
+
+
+def final_percent(runs: pd.DataFrame, accuracies: tuple[str, ...] = ("test_acc",)) -> pd.DataFrame:
+    """The last epoch of every run with its ``accuracies`` in percent."""
+    final = final_epochs(runs)
+    return final.assign(**{accuracy: 100 * final[accuracy] for accuracy in accuracies})
 
 
 def load_representations(result: Result, epoch: int) -> list[torch.Tensor | None]:
