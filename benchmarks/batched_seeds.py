@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from pidkd.distill.data import batches
+from pidkd.distill.batching import batches
 from pidkd.distill.representations import BATCH_SIZE
 from pidkd.distill.methods import build_method
 from pidkd.distill.methods.base import Variance, gaussian_nll

@@ -23,7 +23,8 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from pidkd.distill.data import batches, load_dataset
+from pidkd.distill.batching import batches
+from pidkd.distill.data import load_dataset
 from pidkd.study.gpucheck import cifar_shaped, epoch_seconds
 from pidkd.distill.methods import METHODS
 from pidkd.distill.models import build_model

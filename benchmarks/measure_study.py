@@ -13,8 +13,7 @@ from pathlib import Path
 
 import matplotlib
 
-from pidkd.pid import cases
-from pidkd.study import report
+from pidkd.study import report, trust
 
 matplotlib.use("Agg")
 
@@ -28,7 +27,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     start = time.perf_counter()
-    study = cases.study(repeats=args.repeats, **GRID)
+    study = trust.study(repeats=args.repeats, **GRID)
     args.out.mkdir(parents=True, exist_ok=True)
     study.to_csv(args.out / "study.csv", index=False)
     clean = study[(study["noise"] == 0.25) & (study["mapping"] == "linear")]

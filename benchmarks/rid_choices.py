@@ -30,6 +30,7 @@ import tempfile
 import torch
 
 from pidkd.distill import data
+from pidkd.distill import batching
 from pidkd.study import experiment
 from pidkd.study.profiles import Profile
 from pidkd.distill.methods import FILTER, STUDENT, Outputs, build_method
@@ -75,7 +76,7 @@ def bn_share(teacher, train, x: torch.Tensor, y: torch.Tensor, filter_epoch: boo
         optimizer = torch.optim.SGD(method.phase_parameters(FILTER), lr=0.2, momentum=0.9, nesterov=True,
                                     weight_decay=5e-4)
         student.eval()
-        for xb, yb in data.batches(train, 128, shuffle=True, seed=0):
+        for xb, yb in batching.batches(train, 128, shuffle=True, seed=0):
             with torch.no_grad():
                 s_out = Outputs(*student(xb))
             optimizer.zero_grad()

@@ -11,6 +11,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from formats import write_cifar, write_cub
 from pidkd.distill import data
+from pidkd.distill import readers
+from pidkd.distill import batching
 from pidkd.errors import ConfigError, DatasetNotFoundError
 
 
@@ -61,7 +63,7 @@ def test_digits_split_is_fixed_whatever_the_seed():
 
 
 def test_mnist1d_leaves_global_rngs_untouched(tmp_path):
-    data._mnist1d_cached.cache_clear()
+    readers._mnist1d_cached.cache_clear()
     random.seed(123)
     np.random.seed(123)
     python_state, numpy_state = random.getstate(), np.random.get_state()
@@ -77,7 +79,7 @@ def test_mnist1d_split_shapes_and_determinism():
     assert x.shape == (8000, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert min(_counts(test.tensors[1], 10)) >= 180
     assert set(y.tolist()) == set(range(10))
-    data._mnist1d_cached.cache_clear()
+    readers._mnist1d_cached.cache_clear()
     again = data.load_dataset("mnist1d", split="test")
     assert all(torch.equal(s, t) for s, t in zip(test.tensors, again.tensors))
 
@@ -85,15 +87,15 @@ def test_mnist1d_split_shapes_and_determinism():
 def test_mnist1d_kept_on_disk_is_the_generated_data_and_an_unwritable_folder_is_no_obstacle(tmp_path):
     """Each training process used to generate MNIST-1D anew (about 3 s); the kept copy must be the
     very same arrays, and a data folder that cannot be written must only cost the generation."""
-    data._mnist1d_cached.cache_clear()
+    readers._mnist1d_cached.cache_clear()
     first = data.load_dataset("mnist1d", split="test", root=tmp_path)
     assert (tmp_path / "mnist1d" / "mnist1d-10000.npz").is_file()
-    generated = data._mnist1d_generated()
+    generated = readers._mnist1d_generated()
     assert np.array_equal(first.tensors[0].numpy()[:, 0], generated["x_test"].astype(np.float32))
     assert np.array_equal(first.tensors[1].numpy(), generated["y_test"])
     blocked = tmp_path / "file"
     blocked.write_text("a file where a folder should be")
-    data._mnist1d_cached.cache_clear()
+    readers._mnist1d_cached.cache_clear()
     again = data.load_dataset("mnist1d", split="test", root=blocked)
     assert all(torch.equal(s, t) for s, t in zip(first.tensors, again.tensors))
 
@@ -172,7 +174,7 @@ def test_a_larger_validation_split_extends_a_smaller_one():
 
 def test_validation_split_is_fixed_across_processes():
     before = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
-    data._mnist1d_cached.cache_clear()
+    readers._mnist1d_cached.cache_clear()
     after = data.load_dataset("mnist1d", split="validation", validation_per_class=5)
     assert all(torch.equal(a, b) for a, b in zip(before.tensors, after.tensors))
     expected = data.validation_indices(data.targets(data.load_dataset("mnist1d", split="train")), 5)
@@ -203,7 +205,7 @@ def test_cifar_shapes_labels_and_normalisation(tmp_path, name, train_size):
     test = data.load_dataset(name, split="test", root=tmp_path)
     assert (len(train), len(test)) == (train_size, 4)
     assert data.targets(train).tolist() == written["train_y"].tolist()
-    mean, std = (torch.tensor(v)[:, None, None] for v in data.CIFAR_STATS[name])
+    mean, std = (torch.tensor(v)[:, None, None] for v in readers.CIFAR_STATS[name])
     for i in range(len(test)):
         x, y = test[i]
         assert x.shape == (3, 32, 32) and x.dtype == torch.float32
@@ -233,10 +235,10 @@ def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path):
     write_cifar(tmp_path, "cifar10")
     plain = data.load_dataset("cifar10", split="train", root=tmp_path)
     augmented = data.load_dataset("cifar10", split="train", root=tmp_path, augment=True)
-    assert isinstance(augmented, data.AugmentedTensors)
+    assert isinstance(augmented, batching.AugmentedTensors)
     assert torch.equal(augmented.tensors[0], plain.tensors[0])  # indexing gives the plain images
     x = plain.tensors[0]
-    black = (torch.zeros(3) - torch.tensor(data.CIFAR_STATS["cifar10"][0])) / torch.tensor(data.CIFAR_STATS["cifar10"][1])
+    black = (torch.zeros(3) - torch.tensor(readers.CIFAR_STATS["cifar10"][0])) / torch.tensor(readers.CIFAR_STATS["cifar10"][1])
     draws = [augmented.augment(x, torch.Generator().manual_seed(seed)) for seed in range(4)]
     for draw in draws:
         assert draw.shape == x.shape
@@ -251,7 +253,7 @@ def test_cifar_augmentation_crops_black_padded_images_and_flips(tmp_path):
 
 def test_crop_flip_draws_every_offset_and_both_flips():
     x = torch.arange(4.0).view(1, 1, 2, 2).expand(4000, 1, 2, 2)
-    out = data.CropFlip(1, (-1.0,))(x, torch.Generator().manual_seed(0))
+    out = batching.CropFlip(1, (-1.0,))(x, torch.Generator().manual_seed(0))
     seen = {tuple(image.flatten().tolist()) for image in out}
     assert len(seen) == 18  # 3 x 3 offsets, each flipped or not, all distinct here
 
@@ -266,7 +268,7 @@ def test_cifar_subset_is_a_subset(tmp_path):
     rows = [next(i for i in range(len(full)) if torch.equal(full[i][0], sub[k][0])) for k in range(len(sub))]
     assert data.targets(full)[rows].tolist() == labels.tolist()
     augmented = data.load_dataset("cifar10", split="train", root=tmp_path, samples_per_class=1, augment=True)
-    assert isinstance(augmented, data.AugmentedTensors) and torch.equal(augmented.tensors[0], sub.tensors[0])
+    assert isinstance(augmented, batching.AugmentedTensors) and torch.equal(augmented.tensors[0], sub.tensors[0])
 
 
 def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path):
@@ -274,7 +276,7 @@ def test_cifar_validation_is_unaugmented_and_disjoint(tmp_path):
     pool = data.load_dataset("cifar10", split="train", root=tmp_path)
     validation = data.load_dataset("cifar10", split="validation", root=tmp_path, validation_per_class=2)
     train = data.load_dataset("cifar10", split="train", root=tmp_path, validation_per_class=2, augment=True)
-    assert type(validation) is TensorDataset and isinstance(train, data.AugmentedTensors)
+    assert type(validation) is TensorDataset and isinstance(train, batching.AugmentedTensors)
     assert _counts(validation.tensors[1], 10) == [2] * 10 and len(train) == len(pool) - 20
     assert not _rows(validation) & _rows(train)
 
@@ -339,7 +341,7 @@ def test_missing_cub_names_folder_and_source(tmp_path, remove):
             call()
         message = str(info.value)
         assert str(tmp_path / "CUB_200_2011") in message
-        assert data.CUB_URL in message and "CUB_200_2011.tgz" in message
+        assert readers.CUB_URL in message and "CUB_200_2011.tgz" in message
 
 
 # --- targets and batches ------------------------------------------------------------------
@@ -374,25 +376,25 @@ def _order(batches) -> list[int]:
 @pytest.mark.parametrize("make", [_tensor_numbered, _Numbered])
 def test_batches_are_seeded_and_cover_every_example_once(make):
     dataset = make(23)
-    first = _order(data.batches(dataset, 5, shuffle=True, seed=3))
+    first = _order(batching.batches(dataset, 5, shuffle=True, seed=3))
     assert sorted(first) == list(range(23))
-    assert first == _order(data.batches(dataset, 5, shuffle=True, seed=3))
-    assert first != _order(data.batches(dataset, 5, shuffle=True, seed=4))
-    assert _order(data.batches(dataset, 5, shuffle=False)) == list(range(23))
-    passes = data.batches(dataset, 5, shuffle=True, seed=3)
+    assert first == _order(batching.batches(dataset, 5, shuffle=True, seed=3))
+    assert first != _order(batching.batches(dataset, 5, shuffle=True, seed=4))
+    assert _order(batching.batches(dataset, 5, shuffle=False)) == list(range(23))
+    passes = batching.batches(dataset, 5, shuffle=True, seed=3)
     assert _order(passes) == first and _order(passes) != first  # a new order each pass
-    for x, y in data.batches(dataset, 5, shuffle=True, seed=0):
+    for x, y in batching.batches(dataset, 5, shuffle=True, seed=0):
         assert y.dtype == torch.int64 and torch.equal(y, x[:, 0].long() % 3)
 
 
 @pytest.mark.parametrize("make", [_tensor_numbered, _Numbered])
 @pytest.mark.parametrize("drop_last,expected", [(False, [5, 5, 5, 5, 3]), (True, [5, 5, 5, 5])])
 def test_batches_len_and_sizes(make, drop_last, expected):
-    batches = data.batches(make(23), 5, shuffle=True, seed=0, drop_last=drop_last)
+    batches = batching.batches(make(23), 5, shuffle=True, seed=0, drop_last=drop_last)
     assert len(batches) == len(expected)
     assert [len(y) for _, y in batches] == expected
 
 
 def test_batches_reject_a_bad_batch_size():
     with pytest.raises(ConfigError, match="batch_size"):
-        data.batches(_tensor_numbered(3), 0, shuffle=False)
+        batching.batches(_tensor_numbered(3), 0, shuffle=False)

@@ -65,6 +65,6 @@ def test_importing_the_notebooks_set_up_leaves_torchvision_and_sklearns_datasets
     """Every notebook kernel and training process imports pidkd; torchvision (with torch._dynamo)
     would add about 1.4 s to each and sklearn.datasets most of a second, for datasets only the
     paper profiles and `digits` read."""
-    probe = "import sys, pidkd.notebooks, pidkd.experiment; print(sorted({'torchvision', 'sklearn.datasets'} & set(sys.modules)))"
+    probe = "import sys, pidkd.notebooks, pidkd.study.experiment; print(sorted({'torchvision', 'sklearn.datasets'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=CHECKOUT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from oracle import oracle_pid
 
-from pidkd import report
+from pidkd.errors import ConfigError
+from pidkd.study import report, trust
 from pidkd.pid import InputError, cases, measure
 
 matplotlib.use("Agg")
@@ -86,8 +87,8 @@ def test_bad_feature_settings_say_what_is_wrong(arguments, message):
 
 
 def test_unknown_case_lists_the_cases():
-    with pytest.raises(InputError, match="unknown case 'and'; valid names: label_and_nuisance, noisy_channels"):
-        cases.study(["and"], progress=False)
+    with pytest.raises(ConfigError, match="unknown case 'and'; valid names: label_and_nuisance, noisy_channels"):
+        trust.study(["and"], progress=False)
 
 
 def worst_error(case: cases.Case, n: int, **settings) -> float:
@@ -112,13 +113,13 @@ def test_too_few_clusters_or_components_lose_a_ten_class_representation():
 
 
 def test_study_frame_and_what_subtracting_the_control_does():
-    frame = cases.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
+    frame = trust.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
                             noises=(0.25,), repeats=2, dim=64, progress=False)
-    assert len(frame) == 2 * 2 * len(cases.ESTIMATORS) * len(PARTS)
+    assert len(frame) == 2 * 2 * len(trust.ESTIMATORS) * len(PARTS)
     assert list(frame.columns) == ["case", "mapping", "n", "noise", "repeat", "n_components", "n_clusters",
                                    "estimator", "term", "estimate", "truth", "error"]
     assert (frame["error"] == frame["estimate"] - frame["truth"]).all()
-    again = cases.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
+    again = trust.study(["nuisance_teacher"], n_samples=(250,), n_clusters=(5, 20), n_components=(10,),
                             noises=(0.25,), repeats=2, dim=64, progress=False)
     assert again.equals(frame)
     worst = frame.assign(error=frame["error"].abs()).groupby(["n_clusters", "estimator", "repeat"])["error"].max()
@@ -129,7 +130,7 @@ def test_study_frame_and_what_subtracting_the_control_does():
 
 
 def test_study_table_and_figure(tmp_path):
-    frame = cases.study(["xor", "ten_classes"], n_samples=(250, 1000), n_clusters=(5, 10), n_components=(10,),
+    frame = trust.study(["xor", "ten_classes"], n_samples=(250, 1000), n_clusters=(5, 10), n_components=(10,),
                             noises=(0.25,), repeats=1, dim=64, progress=False)
     worst = report.worst_part_error(frame)
     assert len(worst) == 2 * 2 * 2 * 2 and (worst["worst error"] >= 0).all()

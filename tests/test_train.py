@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch.utils.data import TensorDataset
 
-from pidkd.distill.data import AugmentedTensors, CropFlip
+from pidkd.distill.batching import AugmentedTensors, CropFlip
 from pidkd.errors import CheckpointError, ConfigError, RunInterrupted
 from pidkd.distill.methods import build_method
 from pidkd.distill.models import build_model

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, RunInterrupted
-from .data import AugmentedTensors, batches, on_device
+from .batching import AugmentedTensors, batches, on_device
 from .files import load_checkpoint, save_atomic
 from .methods import STUDENT, Loss, Method, Outputs
 from .representations import model_outputs

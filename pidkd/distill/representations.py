@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .data import batches
+from .batching import batches
 from ..errors import ConfigError
 
 __all__ = ["model_outputs", "representations"]

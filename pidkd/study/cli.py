@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from ..distill import data
-from . import experiment, gpucheck, results
+from . import experiment, gpucheck, grids, results
 from .identity import Config
 from .profiles import Profile
 from .sources import profile_name
@@ -146,10 +146,8 @@ def _speed(args: argparse.Namespace) -> Speed:
 
 
 def _command(config: Config, profile: str, overrides: list[tuple[str, Any]], teacher: bool = False) -> str:
-    """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line):
-    the sweep's own overrides, and those that make a sweep's run (its weight, its noise level)."""
-    if not teacher:
-        overrides = [*overrides, *_sweep_overrides(config)]
+    """The ``python -m pidkd run`` line that trains ``config`` (``teacher``: the ``teacher`` line)
+    with ``overrides``: the sweep's own and those its grid varies the run by (a weight, a noise level)."""
     sets = "".join(f" --set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides)  # JSON is YAML
     if teacher:
         return f"python -m pidkd teacher --profile {profile} --dataset {config.dataset} --seed {config.seed}{sets}"
@@ -158,13 +156,16 @@ def _command(config: Config, profile: str, overrides: list[tuple[str, Any]], tea
             f"--method {config.method} --seed {config.seed}{sets}")
 
 
-def _sweep_overrides(config: Config) -> list[tuple[str, Any]]:
-    """What a run of the weight or the noise sweep sets beyond the profile: its method's weight and
-    its noisy teacher's sigma (the run command names them, so it trains that very run)."""
-    sets = [(f"methods.{config.method}.weight", dict(config.params)["weight"])] if "weight" in dict(config.params) else []
-    if config.teacher is not None and config.teacher.noise is not None:
-        sets.append(("teachers.noisy.sigma", config.teacher.noise.sigma))
-    return sets
+def _points(profile: Profile, args: argparse.Namespace) -> list[grids.Point]:
+    """The runs a ``sweep`` names: the map of choices, the doubling check, a sweep, or the main grid."""
+    spec = profile.spec
+    if args.choices or args.doubling:
+        if not (spec.choices if args.choices else spec.doubling):
+            raise ConfigError(f"profile {profile.name!r} has no {'choices' if args.choices else 'doubling'} section")
+        if args.doubling:
+            return grids.variation(profile, spec.doubling, grids.doubled(profile))
+        return [point for choice in spec.choices.values() for point in grids.variation(profile, choice, choice.set)]
+    return grids.noise_sweep(profile) if args.noise else grids.weight_sweep(profile) if args.weights else grids.main(profile)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -193,14 +194,11 @@ def _sweep(args: argparse.Namespace) -> None:
     profile = Profile.load(args.profile, dict(args.set))
     resolve_device(args.device)
     claim_results(results_root(args.results) / profile.name, profile.source, write=args.launch is not None)
-    variations = ([(v, v.set) for v in profile.spec.choices.values()] if args.choices else
-                  [(profile.spec.doubling, profile.doubled())] if args.doubling and profile.spec.doubling else [])
-    if (args.choices or args.doubling) and not variations:
-        raise ConfigError(f"profile {profile.name!r} has no {'choices' if args.choices else 'doubling'} section")
-    grid = profile.noise_grid() if args.noise else profile.weight_grid() if args.weights else profile.grid()
-    listed = [(c, [*args.set, *sets.items()]) for runs, sets in variations for c in profile.runs(runs, sets)] or [
-        (c, args.set) for c in grid]
-    listed = [(experiment.in_precision(c, args.device, _speed(args)), sets) for c, sets in listed]
+    listed = {}
+    for point, config in profile.resolve(_points(profile, args)):
+        config = experiment.in_precision(config, args.device, _speed(args))
+        listed.setdefault(config.key, (config, [*args.set, *point.settings]))
+    listed = list(listed.values())
     configs = [c for c, _ in listed]
     if args.launch is None:
         teachers = {c.teacher.training: args.set for c in configs if c.teacher and c.teacher.training}

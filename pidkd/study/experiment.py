@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from ..distill import data
+from ..distill import batching
 from .identity import Config, Items, TeacherConfig, randomly_initialised
 from ..distill.methods import build_method
 from ..distill.models import build_model, feature_positions
@@ -96,7 +97,7 @@ def make_teacher(
         network = _network(config.model, dataset, config.seed, config.options, speed.precision)
         if config.reestimate_bn:
             dtype = float_dtype(speed.precision)
-            inputs = (x.to(dtype) for x, _ in data.batches(_load(dataset, "train"), 256, shuffle=False))
+            inputs = (x.to(dtype) for x, _ in batching.batches(_load(dataset, "train"), 256, shuffle=False))
             reestimate_batchnorm(network, inputs)
     return Teacher(network, config.kind, config.noise, batch_statistics=config.batch_statistics)
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from .profiles import Profile
-from ..distill.data import AugmentedTensors, CropFlip
+from ..distill.batching import AugmentedTensors, CropFlip
 from ..distill.methods import METHODS, Outputs, build_method
 from ..distill.models import build_model, feature_positions
 from ..distill.teachers import Teacher

@@ -180,17 +180,20 @@ class Profile:
             varied._check_epochs(dataset)
         return varied
 
-    def configs(self, points: Iterable[grids.Point]) -> list[Config]:
-        """The Config of each of ``points``, each run once (baselines recur under every teacher kind)."""
+    def resolve(self, points: Iterable[grids.Point]) -> list[tuple[grids.Point, Config]]:
+        """Each of ``points`` with its Config (the profile varied by its overrides, once per set of them)."""
         profiles: dict[str, Profile] = {}
-
-        def config(point: grids.Point) -> Config:
+        resolved = []
+        for point in points:
             key = json.dumps(point.settings)
             if key not in profiles:
                 profiles[key] = self.varied(dict(point.settings)) if point.settings else self
-            return profiles[key].config(point.dataset, point.teacher, point.method, point.seed)
+            resolved.append((point, profiles[key].config(point.dataset, point.teacher, point.method, point.seed)))
+        return resolved
 
-        return unique(map(config, points))
+    def configs(self, points: Iterable[grids.Point]) -> list[Config]:
+        """The Config of each of ``points``, each run once (baselines recur under every teacher kind)."""
+        return unique(config for _, config in self.resolve(points))
 
     def grid(self) -> list[Config]:
         """Every run of the main grid (:func:`~pidkd.study.grids.main`)."""

@@ -22,7 +22,7 @@ FILTER = "filter"
 
 Init = Literal["kaiming", "pytorch"]
 """How a method's own layers start: ``kaiming``, the authors' (Kaiming-uniform, fan-out, ReLU gain,
-zero bias: :func:`pidkd.models.kaiming_init`), or ``pytorch``, PyTorch's defaults (pidkd's own)."""
+zero bias: :func:`pidkd.distill.networks.kaiming_init`), or ``pytorch``, PyTorch's defaults (pidkd's own)."""
 VarianceStart = Literal["a=5", "v=5"]
 """Where a learnable variance v = softplus(a) + eps starts: ``a=5`` (the authors': v = softplus(5) +
 eps, about 5.0077) or ``v=5`` (exactly 5: RepDistiller's, and pidkd's own for RID)."""

@@ -10,7 +10,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ..models import kaiming_init
+from ..networks import kaiming_init
 from ..schema import Schema
 from .base import FILTER, STUDENT, Init, Loss, Method, Outputs, Pointwise, Variance, VarianceStart, check_layers, scaled_error
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import NonNegativeFloat, model_validator
 from torch import Tensor, nn
 
-from ..models import kaiming_init
+from ..networks import kaiming_init
 from ..schema import Schema
 from .base import Init, Loss, Method, Outputs, Pointwise, Variance, VarianceStart, check_layers, gaussian_nll
 
