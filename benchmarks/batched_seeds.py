@@ -12,7 +12,7 @@ with the embedded recipe (SGD 0.05, momentum 0.9, Nesterov, weight decay 5e-4, b
 seed), evaluating the validation and test splits every ``--evaluate-every`` epochs and after the last,
 for each of ``--seeds`` seeds in two ways, alternately in one process on one thread:
 
-* sequential: one :func:`pidkd.train.fit` run a seed, built as :func:`pidkd.experiment.run` builds it
+* sequential: one :func:`pidkd.distill.loop.fit` run a seed, built as :func:`pidkd.study.experiment.run` builds it
   (no checkpoint, no representations saved);
 * batched: the K students folded into one network (:func:`fold`): every convolution grouped, K
   times as wide with ``groups=K``, every BatchNorm over the K seeds' channels side by side (so each
@@ -148,7 +148,7 @@ class Trained:
 
 
 def build(seed: int, method_name: str, test: Dataset, precision: str) -> tuple[nn.Module, nn.Module, Teacher | None]:
-    """Seed ``seed``'s student, method and (for VID) untrained teacher, drawn as pidkd.experiment.run draws them."""
+    """Seed ``seed``'s student, method and (for VID) untrained teacher, drawn as pidkd.study.experiment.run draws them."""
     teacher = None
     with built_in(precision):
         if method_name != "baseline":

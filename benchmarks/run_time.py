@@ -8,7 +8,7 @@
 Each method trains the embedded nets (``--teacher`` -> ``--student``, post-activation) on
 ``--samples-per-class`` MNIST-1D examples a class with the embedded recipe (SGD 0.05, x0.2 at
 1/2 and 2/3 of the epochs, clipping 100 and RID's filter at 0.2 for the distillation methods),
-evaluating a validation split and the test split, with a checkpoint, as a grid run does. Timers around the parts of ``pidkd.train.fit``
+evaluating a validation split and the test split, with a checkpoint, as a grid run does. Timers around the parts of ``pidkd.distill.loop.fit``
 split a run into: the student's forward pass in training, the method's own forward pass (VID's
 regressors, RID's filters, the loss), backward pass and optimiser step (clipping included),
 the per-epoch evaluation, checkpoints, the teacher's outputs (computed once a run), and the

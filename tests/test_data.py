@@ -1,4 +1,4 @@
-"""Tests of pidkd.data: embedded datasets, CIFAR and CUB on tiny files in their real on-disk
+"""Tests of pidkd.distill.data, readers and batching: embedded datasets, CIFAR and CUB on tiny files in their real on-disk
 formats, per-class subsets, missing-data errors, and seeded batching."""
 from __future__ import annotations
 

@@ -465,3 +465,12 @@ def test_each_method_trains_two_epochs_on_embedded_data(results, dataset: str, n
     assert len(metrics) == 2 and metrics["train_loss"].notna().all()
     if name in ("rid", "ted"):
         assert list(metrics["phase"]) == [FILTER, STUDENT]
+
+
+def test_a_method_takes_its_resolved_params_as_they_are():
+    params = RID.Params(weight=3.0, head="pooled")
+    shape = dict(student_channels=(4,), teacher_channels=(8,), num_classes=10)
+    assert build_method("rid", params=params, **shape).params is params  # not validated again from a dump
+    for wrong in (dict(params=TED.Params()), dict(params=params, weight=1.0)):
+        with pytest.raises(ConfigError, match="takes its own Params"):
+            build_method("rid", **shape, **wrong)

@@ -115,7 +115,7 @@ def mnist1d_arrays(root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=None)
 def _mnist1d_cached(root: Path) -> dict[str, np.ndarray]:
     """MNIST-1D's splits, generated once and kept in ``root/mnist1d/`` (the same arrays: generating
-    takes about 3 s, a cost every training process paid); a folder that cannot be written is no
+    them is a cost every training process paid); a folder that cannot be written is no
     obstacle, the data are generated again."""
     path = root / "mnist1d" / f"mnist1d-{MNIST1D_SAMPLES}.npz"
     try:

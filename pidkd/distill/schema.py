@@ -17,7 +17,7 @@ _SHOWN = 60
 
 class Schema(BaseModel):
     """A frozen set of validated fields. Each component declares its own (``Recipe``, ``Noise``,
-    ``RID.Params``, ...) and :class:`pidkd.config.ProfileSpec` composes them into the one schema of
+    ``RID.Params``, ...) and :class:`pidkd.study.spec.ProfileSpec` composes them into the one schema of
     a profile, validated once when it is loaded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, protected_namespaces=())

@@ -92,7 +92,7 @@ class Precision:
     on other CUDA GPUs, and fp32 elsewhere; ``bf16`` and ``fp16`` force it on any device. ``fp64``
     is no autocast but float64 throughout (the student, the method, the teacher and every batch
     cast to it): slow, for checks whose numbers must not depend on a CPU's float32 kernels, which
-    also needs the networks made in float64 (:func:`built_in`; :func:`pidkd.experiment.run` does)."""
+    also needs the networks made in float64 (:func:`built_in`)."""
 
     device: torch.device
     choice: str = "auto"

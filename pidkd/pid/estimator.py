@@ -14,16 +14,12 @@ from threadpoolctl import threadpool_limits
 from .decomposition import _LN2, Measurement, _to_numpy, broja_pid, mutual_information
 from .errors import EstimateWarning, InputError
 
-# Default discretisation, from the study of notebook 2 (benchmarks/measure_study.py): on its ground-truth
-# cases at noise 0.25, 10 clusters and 10 PCA components kept every part within 0.11 bits of the truth at
-# 1,000 examples (0.04 at 5,000), where the authors' 5 and 5 lost over a bit of a 10-class representation;
-# on cases of at most 5 states, 10 clusters cost at most 0.06 bits more than 5.
+# Default discretisation, chosen by notebook 2's study of the measure (docs/method.md has its numbers).
 N_CLUSTERS = 10
 N_COMPONENTS = 10
 INTERVAL_TERMS = ("red", "uni_t", "uni_s", "syn", "mi", "mi_t", "mi_s", "mi_ts")
 MIN_RESAMPLES = 20  # fewer bootstrap resamples cannot place a 2.5% and a 97.5% percentile apart
-BIAS_SHARE = 0.25  # measure warns when its bias bound is above this share of I(Y; T, S); at the embedded
-# profile's 2,000 examples, 10 clusters and 10 classes (bound 0.32 bits) it warns below 1.29 bits of I(Y; T, S)
+BIAS_SHARE = 0.25  # measure warns when its bias bound is above this share of I(Y; T, S)
 BIAS_TARGET = 0.05  # bits: the bias a refusal says how many examples keep the bound under (notebook 2's rule)
 
 
@@ -113,8 +109,7 @@ def measure(
     ``bootstrap=B`` adds 95% intervals (see ``bootstrap_intervals``) from B resamples of the
     examples, k-means refitted on each: which groups the clusters merge varies from sample to
     sample, and codes held fixed would hide that. PCA is kept: refitting it would add minutes at
-    10,000 x 1,000, and on the ground-truth cases of pidkd.pid.cases it changed interval widths by
-    under a third except where the clusters were fewer than the states (benchmarks/bootstrap_coverage.py).
+    10,000 x 1,000 and changed little on the ground-truth cases (docs/method.md).
     """
     if not len(t) == len(s) == len(y):
         raise InputError(f"t, s and y must have one row per example; got {len(t)}, {len(s)}, {len(y)}")
@@ -164,8 +159,7 @@ def bootstrap_intervals(point: Measurement, resampled: list[Measurement]) -> Mea
     The basic bootstrap interval (the resamples' 2.5-97.5% range reflected about the estimate, floored
     at 0), stretched to include the estimate. Reflection matters for a plug-in estimate: each resample
     adds the plug-in's upward bias once more, so a term whose truth is 0 has resampled values all above
-    its estimate, and their own range would exclude 0 (on the ground-truth cases it excluded the true 0
-    of Red in 100% of data sets; the reflected interval in none).
+    its estimate, and their own range would exclude 0 (as it did on the ground-truth cases; docs/method.md).
     """
     values = np.array([[getattr(m, term) for term in INTERVAL_TERMS] for m in resampled])
     estimate = np.array([getattr(point, term) for term in INTERVAL_TERMS])

@@ -130,7 +130,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of :class:`pidkd.train.Speed`: how runs are computed, never part of their keys."""
+    """The options of :class:`pidkd.distill.settings.Speed`: how runs are computed, never part of their keys."""
     parser.add_argument("--compile", action="store_true", help="torch.compile the student and the teacher")
     parser.add_argument("--workers", type=int, default=Speed().workers, help="loader processes for file-backed datasets (CUB)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")

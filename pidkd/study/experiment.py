@@ -1,5 +1,5 @@
 """Config -> trained run: ``run(config)`` trains once and afterwards returns the cached
-:class:`~pidkd.results.Result`; the teachers runs distil from; grids run in parallel processes or
+:class:`~pidkd.study.results.Result`; the teachers runs distil from; grids run in parallel processes or
 on any executor (Slurm through submitit)."""
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def run(
     An interrupted run resumes from its last checkpoint. Files appear atomically, and
     ``metrics.csv`` is written last: a run without it is not finished; one that fails before its
     first epoch leaves no folder. ``speed`` says how it is computed on the device (see
-    :class:`~pidkd.train.Speed`); it is not part of the run's key.
+    :class:`~pidkd.distill.settings.Speed`); it is not part of the run's key.
     """
     config = in_precision(config, device, speed)
     directory = run_dir(config, root)
@@ -132,7 +132,7 @@ def run(
             teacher_channels=teacher.feature_channels if teacher else student.feature_channels,
             num_classes=data.dataset_info(config.dataset).num_classes,
             feature_positions=feature_positions(student, test[0][0]),
-            **dict(config.params),
+            params=config.params,
         )
     fresh = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)

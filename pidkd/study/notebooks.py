@@ -65,11 +65,11 @@ class Session:
         return self._check(reference.summarise(frame, table, by, value, floor))
 
     def check_claims(self, found: pd.DataFrame, table: str) -> reference.Check:
-        """The same for the parts of :func:`pidkd.claims.claims`, verdicts included."""
+        """The same for the parts of :func:`pidkd.study.claims.claims`, verdicts included."""
         return self._check(reference.summarise_claims(found, table, {"points": 0.05, "bits": 0.001}))
 
     def check_effects(self, final: pd.DataFrame) -> str:
-        """The study's paired effects (:mod:`pidkd.effects`; ``final``: the last epoch of each run, test
+        """The study's paired effects (:mod:`pidkd.study.effects`; ``final``: the last epoch of each run, test
         accuracy in percent) against the profile's committed many-seed reference: raises
         StudyCheckFailed, naming the effect, its tolerance and the reference, when one fails; one line
         otherwise, the same on every machine."""

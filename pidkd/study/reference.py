@@ -41,7 +41,7 @@ def summarise(frame: pd.DataFrame, table: str, by: Sequence[str], value: str, fl
 
 
 def summarise_claims(found: pd.DataFrame, table: str, floors: dict[str, float]) -> pd.DataFrame:
-    """The parts of :func:`pidkd.claims.claims` as summary rows; ``floors`` by unit ("points", "bits")."""
+    """The parts of :func:`pidkd.study.claims.claims` as summary rows; ``floors`` by unit ("points", "bits")."""
     unit = found["part"].str.extract(r"\((\w+)\)$")[0]
     return pd.DataFrame({"table": table, "row": found["claim"] + ": " + found["part"], "mean": found["mean"],
                          "std": found["std"].fillna(0.0), "n": found["n"], "floor": unit.map(floors),

@@ -124,7 +124,7 @@ def noise_curve(runs: pd.DataFrame) -> plt.Figure:
 
 
 # How far to trust the measure: pid.measure's error on ground-truth cases, from a
-# pidkd.synthetic.study frame (one row per setting, repeat, estimator and term).
+# pidkd.study.trust.study frame (one row per setting, repeat, estimator and term).
 STUDY_SETTINGS = ["case", "mapping", "n", "noise", "n_components", "n_clusters", "estimator", "repeat"]
 
 
@@ -241,7 +241,7 @@ def weight_curves(sweep: pd.DataFrame, chosen: dict[str, float] | None = None) -
 
 
 def trade_off_figure(table: pd.DataFrame, marked: dict[str, dict[str, float]] | None = None) -> plt.Figure:
-    """Each method's trade-off (:func:`pidkd.protocol.trade_off`): its gain under the trained teacher
+    """Each method's trade-off (:func:`pidkd.study.protocol.trade_off`): its gain under the trained teacher
     against its change under the untrained one, a point per weight (labelled) with 95% intervals on
     both axes, joined from weight 0, the baseline at the origin; the ``marked`` weights (by name)
     ringed."""

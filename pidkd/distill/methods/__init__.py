@@ -4,7 +4,7 @@ loop does the rest. Each declares its settings as a ``Params`` schema: :data:`ME
 registry that profiles' schema is generated from."""
 from __future__ import annotations
 
-from ...errors import check_name
+from ...errors import ConfigError, check_name
 from ..schema import validate
 from .base import FILTER, STUDENT, Baseline, Loss, Method, Outputs
 from .kd import KD
@@ -30,11 +30,16 @@ def build_method(
     teacher_channels: tuple[int, ...],
     num_classes: int,
     feature_positions: tuple[int, ...] | None = None,
-    **params: object,
+    params: Method.Params | None = None,
+    **values: object,
 ) -> Method:
     """Make method ``name`` for features with the given channel counts (and positions, which RID's
-    flat head needs), with its parameters (validated against its ``Params``: unknown ones and bad
-    values are ConfigErrors)."""
+    flat head needs), with its parameters: ``params``, its ``Params`` as a profile resolved them,
+    or else ``values`` validated against its ``Params`` (unknown ones and bad values are ConfigErrors)."""
     cls = METHODS[check_name("method", name, METHODS)]
-    return cls(validate(cls.Params, params, f"methods.{name}"), student_channels=student_channels,
-               teacher_channels=teacher_channels, num_classes=num_classes, feature_positions=feature_positions)
+    if params is None:
+        params = validate(cls.Params, values, f"methods.{name}")
+    elif values or type(params) is not cls.Params:
+        raise ConfigError(f"method {name!r} takes its own Params, or values to validate, not both")
+    return cls(params, student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes,
+               feature_positions=feature_positions)

@@ -64,7 +64,7 @@ class Method(nn.Module):
         self.num_classes = num_classes
         self.feature_positions = feature_positions
         """The positions (H * W, or L) of each distilled feature map, if known
-        (:func:`pidkd.models.feature_positions`); RID's flat head needs them."""
+        (:func:`pidkd.distill.models.feature_positions`); RID's flat head needs them."""
 
     @classmethod
     def check(cls, params: Params, epochs: int) -> None:

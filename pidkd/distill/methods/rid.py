@@ -28,7 +28,7 @@ def rid_head(kind: str, channels: int, positions: int | None, num_classes: int) 
     if kind == "pooled":
         return nn.Sequential(GlobalAveragePool(), nn.Linear(channels, num_classes))
     if positions is None:
-        raise ConfigError("RID's flat head needs feature_positions (pidkd.models.feature_positions), or use head: pooled")
+        raise ConfigError("RID's flat head needs feature_positions (pidkd.distill.models.feature_positions), or use head: pooled")
     return nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(channels * positions, num_classes))
 
 
