@@ -2,6 +2,7 @@
 location, and papermill's timings stripped (outputs and execution counts stay)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -93,3 +94,28 @@ def test_setup_finds_the_repositorys_results_whatever_the_working_folder(tmp_pat
     assert session.as_shipped and not setup("embedded", {"seeds": [0]}).as_shipped
     mine = setup("embedded", results=tmp_path / "elsewhere")
     assert mine.folder == tmp_path / "elsewhere" / "embedded"
+
+
+def test_the_colab_cell_does_nothing_outside_colab(monkeypatch):
+    calls = []
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: calls.append(a))
+    exec(CELL, {})
+    assert calls == []
+
+
+def test_on_colab_the_cell_installs_the_clone_and_says_what_failed(monkeypatch):
+    from pidkd.study import colab
+
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setattr(colab, "_installed", lambda: False)
+    calls = []
+    monkeypatch.setattr(colab.subprocess, "run", lambda argv: calls.append(argv) or type("Done", (), {"returncode": 0}))
+    colab.install()
+    clone = str(Path(colab.__file__).resolve().parents[2])
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", "-e", clone]]
+    monkeypatch.setattr(colab.subprocess, "run", lambda argv: type("Failed", (), {"returncode": 1}))
+    with pytest.raises(SystemExit, match="pip could not install pidkd from .*rerun this cell"):
+        colab.install()
+    monkeypatch.setattr(colab, "_installed", lambda: True)
+    monkeypatch.setattr(colab.subprocess, "run", lambda argv: pytest.fail("installed twice"))
+    colab.install()
