@@ -60,17 +60,16 @@ def weighted(profile: Profile, weights: Mapping[str, float]) -> Profile:
     return profile.varied(weight_settings(profile, weights))
 
 
-def method_weights(profile: Profile, dataset: str) -> dict[str, float]:
-    """The distillation weight the profile gives each method of its grid that has one, on ``dataset``."""
-    params = {m: profile.config(dataset, "trained", m, profile.seeds[0]).params for m in profile.spec.grid.methods}
+def method_weights(profile: Profile, dataset: str, methods: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The distillation weight the profile gives each of ``methods`` (its grid's) that has one, on ``dataset``."""
+    params = {m: profile.config(dataset, "trained", m, profile.seeds[0]).params for m in methods or profile.spec.grid.methods}
     return {method: p.weight for method, p in params.items() if "weight" in type(p).model_fields}
 
 
 def claim_weights(profile: Profile) -> dict[str, dict[str, float]]:
     """The weights the claims are judged at, by name: ``chosen`` (the profile's own), and where the
     weight sweep names them, the ``paper's`` and those at ``equal gain`` (the rest chosen)."""
-    own = {method: profile.config(profile.datasets[0], "trained", method, profile.seeds[0]).params.weight
-           for method in CLAIMED}
+    own = method_weights(profile, profile.datasets[0], CLAIMED)
     weights, sweep = {"chosen": own}, profile.spec.weight_sweep
     for name, named in (("paper's", sweep.paper if sweep else {}), ("equal gain", sweep.equal_gain if sweep else {})):
         if named:
