@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -148,10 +149,14 @@ def test_list_reports_a_damaged_run_folder_and_goes_on(results, capsys, caplog):
     assert f"skipped damaged run folder {folders[0]}" in caplog.text and "delete it to run it again" in caplog.text
 
 
-@pytest.mark.parametrize("grid", ["--weights", "--noise", "--choices", "--doubling"])
+SELECTION = str(Path(__file__).resolve().parents[1] / "docs" / "selection" / "embedded_selection.yaml")
+
+
+@pytest.mark.parametrize("grid", ["--weights", "--noise", "--choices", "--doubling", SELECTION])
 def test_every_listed_command_of_a_sweep_trains_the_listed_run(grid, results, capsys):
+    """The selection profile's choices vary the teacher too, so its teacher lines carry their overrides."""
     overrides = ["--set", "weight_sweep={weights: {vid: [1, 30]}}"]
-    assert main(["sweep", grid, *overrides]) == 0
+    assert main(["sweep", "--choices", "--profile", grid] if grid == SELECTION else ["sweep", grid, *overrides]) == 0
     lines = capsys.readouterr().out.splitlines()
     for line in lines:
         key, command = line.split()[1], shlex.split(line.split("  ", 1)[1])

@@ -201,7 +201,10 @@ def _sweep(args: argparse.Namespace) -> None:
     listed = list(listed.values())
     configs = [c for c, _ in listed]
     if args.launch is None:
-        teachers = {c.teacher.training: args.set for c in configs if c.teacher and c.teacher.training}
+        teachers = {}  # each trained teacher with the overrides of the first run that needs it
+        for config, sets in listed:
+            if config.teacher and config.teacher.training:
+                teachers.setdefault(config.teacher.training, sets)
         for config, sets, is_teacher in [*((t, s, True) for t, s in teachers.items()), *((c, s, False) for c, s in listed)]:
             status = "done   " if experiment.is_finished(config, args.results) else "pending"
             print(f"{status} {config.key}  {_command(config, args.profile, sets, is_teacher)}")
