@@ -22,8 +22,8 @@ The record, ``embedded_selection.csv``, has a row per run (setting, method varia
 validation accuracy, plateau statistic, final training loss, seconds), each setting led by its
 teacher's, in the order the candidates were tried; ``embedded_selection_curves.csv`` the
 validation curves. Its committed rows were made by this stage's earlier driver; the same runs
-trained through the profile give the same accuracies, plateau statistics and losses on this
-machine type, and seconds of their own (the earlier driver's ``cpu_seconds`` are not measured).
+trained through the profile give the same accuracies, losses and curves on this machine type, and
+seconds of their own (README.md has the comparison).
 """
 from __future__ import annotations
 
