@@ -194,11 +194,11 @@ def _sweep(args: argparse.Namespace) -> None:
     profile = Profile.load(args.profile, dict(args.set))
     resolve_device(args.device)
     claim_results(results_root(args.results) / profile.name, profile.source, write=args.launch is not None)
-    listed = {}
+    by_key: dict[str, tuple[Config, list[tuple[str, Any]]]] = {}  # each run once, with the overrides that make it
     for point, config in profile.resolve(_points(profile, args)):
         config = experiment.in_precision(config, args.device, _speed(args))
-        listed.setdefault(config.key, (config, [*args.set, *point.settings]))
-    listed = list(listed.values())
+        by_key.setdefault(config.key, (config, [*args.set, *point.settings]))
+    listed = list(by_key.values())
     configs = [c for c, _ in listed]
     if args.launch is None:
         teachers = {}  # each trained teacher with the overrides of the first run that needs it

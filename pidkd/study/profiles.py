@@ -160,7 +160,7 @@ class Profile:
         )
 
     def _config(self, dataset: str, model: str, options: Mapping[str, Any], training: TeacherTraining | StudentTraining,
-             recipe: Recipe, seed: int, samples_per_class: int | None = None, **rest: Any) -> Config:
+                recipe: Recipe, seed: int, samples_per_class: int | None = None, **rest: Any) -> Config:
         """The Config of a run of ``model`` on ``dataset``: what teachers' and students' runs share
         (a run's own ``samples_per_class``, else the dataset's)."""
         entry = self._entry(dataset)
