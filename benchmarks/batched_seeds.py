@@ -43,18 +43,18 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from run_time import data
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from pidkd.distill.batching import batches
-from pidkd.distill.representations import BATCH_SIZE
+from pidkd.distill.loop import _with_teacher_outputs, epoch_seed, fit
 from pidkd.distill.methods import build_method
 from pidkd.distill.methods.base import Variance, gaussian_nll
 from pidkd.distill.models import build_model, feature_positions
-from pidkd.distill.teachers import Teacher
-from pidkd.distill.loop import _with_teacher_outputs, epoch_seed, fit
+from pidkd.distill.representations import BATCH_SIZE
 from pidkd.distill.settings import Recipe, Speed, built_in, float_dtype, resolve_device
-from run_time import data
+from pidkd.distill.teachers import Teacher
 
 STUDENT, TEACHER = "wrn1d-10-1", "wrn1d-16-2"
 METHOD_PARAMS = {"baseline": {}, "vid": {"weight": 10.0}}

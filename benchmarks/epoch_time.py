@@ -25,11 +25,11 @@ from torch.utils.data import TensorDataset
 
 from pidkd.distill.batching import batches
 from pidkd.distill.data import load_dataset
-from pidkd.study.gpucheck import cifar_shaped, epoch_seconds
 from pidkd.distill.methods import METHODS
 from pidkd.distill.models import build_model
-from pidkd.distill.teachers import Teacher
 from pidkd.distill.settings import PRECISIONS, Precision, Speed, resolve_device
+from pidkd.distill.teachers import Teacher
+from pidkd.study.gpucheck import cifar_shaped, epoch_seconds
 
 SHAPES = {"cifar": ("wrn-40-2", "wrn-16-1", {}), "mnist1d": ("wrn1d-16-2", "wrn1d-10-1", {"block": "post"})}
 """Teacher, student and their model options for each shape."""

@@ -29,12 +29,11 @@ import tempfile
 
 import torch
 
-from pidkd.distill import data
-from pidkd.distill import batching
-from pidkd.study import experiment
-from pidkd.study.profiles import Profile
+from pidkd.distill import batching, data
 from pidkd.distill.methods import FILTER, STUDENT, Outputs, build_method
 from pidkd.distill.models import build_model, feature_positions
+from pidkd.study import experiment
+from pidkd.study.profiles import Profile
 
 STUDENT_MODEL, OPTIONS = "wrn1d-10-1", {"block": "post"}
 

@@ -42,11 +42,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import pidkd.distill.loop as train_module
 from pidkd.distill.data import load_dataset
+from pidkd.distill.loop import fit
 from pidkd.distill.methods import METHODS, build_method
 from pidkd.distill.models import build_model, feature_positions
-from pidkd.distill.teachers import Teacher
-from pidkd.distill.loop import fit
 from pidkd.distill.settings import Recipe, Speed, resolve_device
+from pidkd.distill.teachers import Teacher
 
 PARTS = ("student forward", "method forward", "backward + step", "evaluation", "checkpoint", "teacher outputs")
 METHOD_PARAMS = {"vid": {"weight": 100.0}, "rid": {"weight": 10.0}, "ted": {"weight": 10.0}}

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import torch
+from run_time import METHOD_PARAMS, data, quick_teacher
 
+from pidkd.distill.loop import fit
 from pidkd.distill.methods import METHODS, build_method
 from pidkd.distill.models import build_model, feature_positions
-from pidkd.distill.loop import fit
 from pidkd.distill.settings import Recipe, Speed, resolve_device
-from run_time import METHOD_PARAMS, data, quick_teacher
 
 
 def seconds(method_name: str, splits, teacher, epochs: int, checkpoint: bool) -> float:

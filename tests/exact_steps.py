@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from pidkd.distill.files import load_checkpoint
+from pidkd.distill.representations import representations
+from pidkd.distill.settings import Speed
 from pidkd.study import experiment
 from pidkd.study.identity import Config
 from pidkd.study.profiles import Profile
-from pidkd.distill.files import load_checkpoint
-from pidkd.distill.settings import Speed
-from pidkd.distill.representations import representations
 
 VALUES = Path(__file__).with_name("exact_steps.json")
 COMMAND = "python tests/exact_steps.py --write"

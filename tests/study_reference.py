@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pidkd.study import effects, experiment, report
 from pidkd.study.profiles import Profile
-from pidkd.study.spec import Runs
 from pidkd.study.results import runs_frame
+from pidkd.study.spec import Runs
 
 SEEDS = list(range(20))
 RUNS = Runs(teachers=("trained", "untrained", "noisy"), methods=("baseline", "vid", "rid"))

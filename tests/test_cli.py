@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pidkd.distill.settings import Speed
 from pidkd.study.cli import main
 from pidkd.study.profiles import Profile
-from pidkd.distill.settings import Speed
 
 
 def test_run_then_list(results, capsys):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torchvision.datasets.cifar
 
+from pidkd.errors import RunInterrupted
 from pidkd.study import experiment
 from pidkd.study.cli import main
-from pidkd.errors import RunInterrupted
 
 TINY = ["--set", "seeds=[0]", "--set", "grid={datasets: [digits], teachers: [trained], methods: [baseline]}",
         "--set", "teacher_training.epochs=1", "--set", "student_training.epochs=1",

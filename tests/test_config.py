@@ -4,14 +4,15 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pidkd.distill.methods import METHODS
+from pidkd.errors import ConfigError
 from pidkd.study import grids
 from pidkd.study.profiles import Profile
 from pidkd.study.sources import profile_names
 from pidkd.study.spec import Variation
-from pidkd.errors import ConfigError
-from pidkd.distill.methods import METHODS
 
 EMBEDDED = Profile.load("embedded")
 

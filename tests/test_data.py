@@ -7,12 +7,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from formats import write_cifar, write_cub
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from formats import write_cifar, write_cub
-from pidkd.distill import data
-from pidkd.distill import readers
-from pidkd.distill import batching
+from pidkd.distill import batching, data, readers
 from pidkd.errors import ConfigError, DatasetNotFoundError
 
 

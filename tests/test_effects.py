@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pidkd.study import effects
 from pidkd.errors import StudyCheckFailed
+from pidkd.study import effects
 
 MEANS = {("none", "baseline"): 88.0, ("trained", "vid"): 95.0, ("trained", "rid"): 91.0, ("untrained", "vid"): 36.0,
          ("untrained", "rid"): 80.0, ("noisy", "vid"): 94.0, ("noisy", "rid"): 89.0}

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pidkd.study.profiles import Profile
 from pidkd.distill.data import load_dataset
+from pidkd.distill.loop import fit
 from pidkd.distill.methods import FILTER, STUDENT, Method, Outputs, build_method
 from pidkd.distill.methods.rid import rid_schedule
 from pidkd.distill.models import build_model
-from pidkd.distill.teachers import Teacher
-from pidkd.distill.loop import fit
 from pidkd.distill.settings import Recipe
+from pidkd.distill.teachers import Teacher
+from pidkd.study.profiles import Profile
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 K = 3

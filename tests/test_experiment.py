@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
+from pidkd.errors import ConfigError, RunInterrupted
 from pidkd.study import experiment, measures
 from pidkd.study.profiles import Profile
-from pidkd.study.spec import PIDSettings
-from pidkd.errors import ConfigError, RunInterrupted
 from pidkd.study.results import collect_runs, load_representations
+from pidkd.study.spec import PIDSettings
 
 FAST = {"teacher_training.epochs": 1, "student_training.epochs": 2, "student_training.recipe.milestones": [],
         "student_training.pid_epochs": []}

@@ -12,9 +12,9 @@ import torchvision
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from pidkd.errors import ConfigError, EstimateWarning
 from pidkd.distill.models import ResNetFeatures, build_model
 from pidkd.distill.representations import representations
+from pidkd.errors import ConfigError, EstimateWarning
 
 CPU = torch.device("cpu")
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
+from pidkd.distill.settings import Speed
 from pidkd.study import gpucheck
 from pidkd.study.profiles import Profile
-from pidkd.distill.settings import Speed
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run for real")

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from pidkd.errors import ConfigError
 from pidkd.study import experiment, measures
 from pidkd.study.profiles import Profile
 from pidkd.study.spec import PIDSettings
-from pidkd.errors import ConfigError
 
 TINY = {
     "teacher_training.epochs": 1,

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pidkd.distill.methods import FILTER, METHODS, RID, STUDENT, TED, VID, Method, Outputs, build_method
+from pidkd.distill.methods.base import Pointwise
+from pidkd.errors import ConfigError
 from pidkd.study import experiment
 from pidkd.study.profiles import Profile
-from pidkd.errors import ConfigError
-from pidkd.distill.methods import FILTER, STUDENT, METHODS, RID, TED, VID, Method, Outputs, build_method
-from pidkd.distill.methods.base import Pointwise
 
 NUM_CLASSES = 3
 STUDENT_CHANNELS = (2, 4)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from pidkd.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from pidkd.distill.models import build_model, model_names, resnet_weights
+from pidkd.errors import CheckpointError, ConfigError, WeightsNotFoundError
 
 # name, options, input shape (batch 2), expected feature channels, expected feature sizes
 CASES = [

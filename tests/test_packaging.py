@@ -6,8 +6,8 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 
+import tomllib
 import yaml
 
 from pidkd.study.folders import CHECKOUT

@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 import papermill
 import pytest
-
-from pidkd.study.profiles import Profile
+from formats import write_stand_ins
 
 from pidkd.study.folders import CHECKOUT
-from formats import write_stand_ins
+from pidkd.study.profiles import Profile
 
 NOTEBOOKS = sorted((CHECKOUT / "notebooks").glob("[0-9]*.ipynb"))
 PROFILES = CHECKOUT / "tests" / "profiles"

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-
 from formats import write_cifar, write_cub
+
+from pidkd.distill.methods import TED
+from pidkd.distill.methods.rid import rid_schedule
+from pidkd.distill.models import resnet_weights
+from pidkd.distill.settings import Recipe, Speed
 from pidkd.study import experiment
 from pidkd.study.cli import main
 from pidkd.study.profiles import Profile
-from pidkd.study.spec import PIDSettings
-from pidkd.distill.methods import TED
-from pidkd.distill.methods.rid import rid_schedule
 from pidkd.study.results import load_representations
-from pidkd.distill.models import resnet_weights
-from pidkd.distill.settings import Recipe, Speed
+from pidkd.study.spec import PIDSettings
 
 SGD = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
              milestones=(150, 200), gamma=0.2, batch_size=128)

@@ -58,8 +58,9 @@ def test_a_profile_without_a_reference_only_records(tmp_path):
 
 
 def test_a_claim_whose_verdict_flips_fails_unless_it_was_borderline():
-    from pidkd.study import claims
     from test_claims import PAPER_LIKE, _final, _noise, _pid, _teachers
+
+    from pidkd.study import claims
 
     committed = reference.summarise_claims(claims.claims(_final(PAPER_LIKE), _noise((80.0, 60.0), (80.0, 79.0)), _pid(),
                                                          _teachers()), "claims", {"points": 0.05, "bits": 0.002})

@@ -11,8 +11,8 @@ import pytest
 from oracle import oracle_pid
 
 from pidkd.errors import ConfigError
-from pidkd.study import report, trust
 from pidkd.pid import InputError, cases, measure
+from pidkd.study import report, trust
 
 matplotlib.use("Agg")
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from pidkd.errors import ConfigError
 from pidkd.distill import loop, settings
 from pidkd.distill.methods import Outputs, build_method
 from pidkd.distill.teachers import Noise, Teacher, reestimate_batchnorm
+from pidkd.errors import ConfigError
 
 
 def _generator(seed=0):

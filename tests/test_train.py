@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-
 import math
 import os
 
@@ -13,15 +12,15 @@ from pydantic import ValidationError
 from torch.utils.data import TensorDataset
 
 from pidkd.distill.batching import AugmentedTensors, CropFlip
-from pidkd.errors import CheckpointError, ConfigError, RunInterrupted
+from pidkd.distill.files import load_checkpoint
+from pidkd.distill.loop import fit
 from pidkd.distill.methods import build_method
 from pidkd.distill.models import build_model
-from pidkd.distill.schema import validate
-from pidkd.distill.files import load_checkpoint
-from pidkd.distill.teachers import Noise, Teacher
-from pidkd.distill.loop import fit
-from pidkd.distill.settings import Precision, Recipe, Speed, resolve_device
 from pidkd.distill.representations import representations
+from pidkd.distill.schema import validate
+from pidkd.distill.settings import Precision, Recipe, Speed, resolve_device
+from pidkd.distill.teachers import Noise, Teacher
+from pidkd.errors import CheckpointError, ConfigError, RunInterrupted
 
 RECIPE = Recipe(optimizer="sgd", lr=0.05, milestones=(2,), gamma=0.5, batch_size=32, clip_grad_norm=5.0)
 

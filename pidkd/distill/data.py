@@ -24,7 +24,17 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, DatasetNotFoundError, check_name
 from .batching import AugmentedTensors, CropFlip
-from .readers import CIFAR_CLASSES, CUB200, black, cifar, cifar_class, cub_transform, digits_arrays, mnist1d_arrays, tensor_dataset
+from .readers import (
+    CIFAR_CLASSES,
+    CUB200,
+    black,
+    cifar,
+    cifar_class,
+    cub_transform,
+    digits_arrays,
+    mnist1d_arrays,
+    tensor_dataset,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .batching import batches
 from ..errors import ConfigError
+from .batching import batches
 
 __all__ = ["model_outputs", "representations"]
 

@@ -17,14 +17,14 @@ import torch
 import yaml
 
 from ..distill import data
+from ..distill.schema import validate
+from ..distill.settings import PRECISIONS, Speed, resolve_device
+from ..errors import ConfigError, InputError, PidkdError, RunInterrupted
 from . import experiment, gpucheck, grids, results
+from .folders import claim_results, data_root, results_root
 from .identity import Config
 from .profiles import Profile
 from .sources import profile_name
-from ..errors import ConfigError, InputError, PidkdError, RunInterrupted
-from ..distill.schema import validate
-from .folders import claim_results, data_root, results_root
-from ..distill.settings import PRECISIONS, Speed, resolve_device
 
 
 def _override(text: str) -> tuple[str, Any]:

@@ -18,18 +18,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..distill import data
-from ..distill import batching
-from .identity import Config, Items, TeacherConfig, randomly_initialised
+from ..distill import batching, data
+from ..distill.files import load_checkpoint, save_atomic, write_atomic
+from ..distill.loop import fit, progress_bar
 from ..distill.methods import build_method
 from ..distill.models import build_model, feature_positions
-from .results import METRICS, Result, read_metrics
-from ..distill.files import load_checkpoint, save_atomic, write_atomic
-from .folders import data_root, results_root
-from ..distill.teachers import Teacher, reestimate_batchnorm
-from ..distill.loop import fit, progress_bar
-from ..distill.settings import Precision, Speed, built_in, float_dtype, resolve_device
 from ..distill.representations import representations
+from ..distill.settings import Precision, Speed, built_in, float_dtype, resolve_device
+from ..distill.teachers import Teacher, reestimate_batchnorm
+from .folders import data_root, results_root
+from .identity import Config, Items, TeacherConfig, randomly_initialised
+from .results import METRICS, Result, read_metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import TensorDataset
 
-from .profiles import Profile
 from ..distill.batching import AugmentedTensors, CropFlip
+from ..distill.loop import fit
 from ..distill.methods import METHODS, Outputs, build_method
 from ..distill.models import build_model, feature_positions
-from ..distill.teachers import Teacher
-from ..distill.loop import fit
 from ..distill.settings import Precision, Recipe, Speed
+from ..distill.teachers import Teacher
+from .profiles import Profile
 
 PAIR = ("wrn-40-2", "wrn-16-1")
 """The CIFAR teacher and student of the paper profiles."""

@@ -13,16 +13,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..distill import data
-from . import experiment
 from .. import pid
-from .identity import Config, TeacherConfig
-from .profiles import Profile
-from .spec import PIDSettings
-from ..errors import ConfigError
-from .results import Result, label_rows, load_representations
+from ..distill import data
 from ..distill.files import write_atomic
 from ..distill.loop import progress_bar
+from ..errors import ConfigError
+from . import experiment
+from .identity import Config, TeacherConfig
+from .profiles import Profile
+from .results import Result, label_rows, load_representations
+from .spec import PIDSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ import pandas as pd
 import yaml
 
 from ..distill import data
+from ..distill.settings import resolve_device
+from ..errors import ConfigError
 from . import effects, experiment, reference
+from .folders import claim_results, data_root, results_root
 from .identity import Config
 from .profiles import Profile
-from .sources import profile_names
 from .results import Result
-from ..errors import ConfigError
-from .folders import claim_results, data_root, results_root
-from ..distill.settings import resolve_device
+from .sources import profile_names
 
 TIMINGS = ("start_time", "end_time", "duration")
 INJECTED = "injected-parameters"

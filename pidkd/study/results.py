@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .identity import Config, TeacherConfig
-from ..errors import CheckpointError, ConfigError
 from ..distill.files import load_checkpoint, write_atomic
 from ..distill.methods import METHODS
+from ..errors import CheckpointError, ConfigError
 from .folders import results_root
+from .identity import Config, TeacherConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,19 @@ from torch import Tensor, nn
 from ...errors import ConfigError
 from ..networks import kaiming_init
 from ..schema import Schema
-from .base import FILTER, STUDENT, Init, Loss, Method, Outputs, Pointwise, Variance, VarianceStart, check_layers, scaled_error
+from .base import (
+    FILTER,
+    STUDENT,
+    Init,
+    Loss,
+    Method,
+    Outputs,
+    Pointwise,
+    Variance,
+    VarianceStart,
+    check_layers,
+    scaled_error,
+)
 
 
 class GlobalAveragePool(nn.Module):
